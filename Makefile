@@ -1,0 +1,43 @@
+# cnibox: `make demo` runs the main job, `make test` runs every test.
+DESTDIR ?= /opt/cni/bin
+BIN := target/static/cnibox
+
+.PHONY: build test lint unit demo install bench bench-quick clean symlinks
+
+build:
+	./scripts/build.sh
+
+# Every test: formatting, lints, unit and integration tests (the kernel
+# tests need root and make their own network namespaces), and a smoke run
+# of the static binary.
+test: lint build
+	cargo test --all-targets -- --test-threads=4
+	./scripts/smoke.sh $(BIN)
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+unit:
+	cargo test --bins
+
+demo: build
+	./scripts/demo.sh $(BIN)
+
+install: build
+	install -d $(DESTDIR)
+	install -m 0755 $(BIN) $(DESTDIR)/cnibox.new
+	mv $(DESTDIR)/cnibox.new $(DESTDIR)/cnibox
+	$(DESTDIR)/cnibox install $(DESTDIR)
+
+bench: build
+	./scripts/bench.sh
+
+bench-quick: build
+	QUICK=1 ./scripts/bench.sh
+
+symlinks:
+	./scripts/mk-symlinks.sh
+
+clean:
+	cargo clean

@@ -1,0 +1,34 @@
+#!/bin/sh
+# Build the static release binary: musl first, glibc + crt-static as the
+# fallback. Always with an explicit --target (without it, RUSTFLAGS would
+# reach the proc-macros and break the build). Fails unless ldd says the
+# result is statically linked. The binary is copied to target/static/cnibox.
+set -eu
+cd "$(dirname "$0")/.."
+
+build() {
+    cargo build --release --target "$1"
+}
+
+target=x86_64-unknown-linux-musl
+if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+    rustup target add "$target" >&2 || true
+fi
+if rustup target list --installed 2>/dev/null | grep -qx "$target" && build "$target"; then
+    :
+else
+    echo "build.sh: musl build unavailable, falling back to glibc + crt-static" >&2
+    target=x86_64-unknown-linux-gnu
+    RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" build "$target"
+fi
+
+bin="target/$target/release/cnibox"
+if ! ldd "$bin" 2>&1 | grep -q "statically linked"; then
+    echo "build.sh: $bin is not statically linked:" >&2
+    ldd "$bin" >&2 || true
+    exit 1
+fi
+mkdir -p target/static
+cp "$bin" target/static/cnibox.tmp
+mv target/static/cnibox.tmp target/static/cnibox
+echo "target/static/cnibox: $(stat -c %s target/static/cnibox) bytes, $target, statically linked" >&2

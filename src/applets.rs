@@ -1,0 +1,160 @@
+//! The applet table: the single source of truth for dispatch, `--list`,
+//! `cnibox install` and the committed `symlinks/` folder.
+
+use crate::cni::skel::{self, Plugin};
+use crate::cni::{Env, Invoker};
+use crate::plugins;
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// How an applet runs.
+pub enum Entry {
+    /// A CNI plugin driven by the protocol skeleton (env + stdin).
+    Plugin(&'static Plugin),
+    /// A command with its own arguments.
+    #[allow(dead_code)]
+    Command(fn(&[OsString]) -> i32),
+}
+
+pub struct Applet {
+    pub name: &'static str,
+    pub summary: &'static str,
+    /// Listed by `--list` and installed as a symlink (CNI plugin names and
+    /// `cnitool`); other applets are `cnibox` subcommands only.
+    pub link: bool,
+    pub entry: Entry,
+}
+
+/// Every applet, in ASCII order.
+pub const APPLETS: &[Applet] = &[Applet {
+    name: "loopback",
+    summary: "bring lo up in the container",
+    link: true,
+    entry: Entry::Plugin(&plugins::loopback::PLUGIN),
+}];
+
+pub fn find(name: &str) -> Option<&'static Applet> {
+    APPLETS.iter().find(|a| a.name == name)
+}
+
+/// The in-process lookup for delegation: only CNI plugins.
+pub fn plugin(name: &str) -> Option<&'static Plugin> {
+    match find(name)?.entry {
+        Entry::Plugin(p) => Some(p),
+        Entry::Command(_) => None,
+    }
+}
+
+fn run(applet: &Applet, args: &[OsString]) -> i32 {
+    match applet.entry {
+        Entry::Plugin(p) => {
+            let env = Env::from_process();
+            let out = skel::run(p, &env, &mut std::io::stdin().lock(), &Invoker::new(plugin));
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(&out.stdout);
+            let _ = stdout.flush();
+            out.status
+        }
+        Entry::Command(f) => f(args),
+    }
+}
+
+fn basename(arg0: &OsString) -> String {
+    Path::new(arg0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn usage() -> String {
+    let mut s = format!(
+        "cnibox {}: every CNI plugin in one binary.\n\n\
+         usage: APPLET [args]        (run through a symlink named APPLET)\n\
+         \x20      cnibox APPLET [args]\n\
+         \x20      cnibox --list | --version | --help\n\
+         \x20      cnibox install [DIR]   (symlink the applets into DIR, default /opt/cni/bin)\n\napplets:\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for a in APPLETS {
+        s.push_str(&format!("  {:<12} {}\n", a.name, a.summary));
+    }
+    s
+}
+
+/// Dispatch on `basename(argv[0])`, else on `argv[1]`.
+pub fn main(args: Vec<OsString>) -> i32 {
+    let arg0 = args.first().map(basename).unwrap_or_default();
+    if let Some(a) = find(&arg0) {
+        return run(a, &args[1.min(args.len())..]);
+    }
+    let first = args.get(1).map(|a| a.to_string_lossy().into_owned());
+    match first.as_deref() {
+        None | Some("--help") | Some("-h") | Some("help") => {
+            print!("{}", usage());
+            0
+        }
+        Some("--list") => {
+            for a in APPLETS.iter().filter(|a| a.link) {
+                println!("{}", a.name);
+            }
+            0
+        }
+        Some("--version") => {
+            println!("cnibox {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Some("install") => install_command(&args[2..]),
+        Some(name) => match find(name) {
+            Some(a) => run(a, &args[2..]),
+            None => {
+                eprintln!("cnibox: unknown applet {name:?}\n");
+                eprint!("{}", usage());
+                2
+            }
+        },
+    }
+}
+
+fn install_command(args: &[OsString]) -> i32 {
+    let dir = args
+        .first()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/cni/bin"));
+    match install(&dir) {
+        Ok(n) => {
+            println!("installed {n} applet links in {}", dir.display());
+            0
+        }
+        Err(e) => {
+            eprintln!("cnibox install: {e}");
+            1
+        }
+    }
+}
+
+/// Create or refresh one symlink per linked applet in `dir`. Each link is
+/// made under a temporary name and renamed into place, so a runtime watching
+/// the directory never sees a missing, dangling or half-made link. Links
+/// point at `cnibox` in the same directory when it is there (relative, so
+/// the directory can move), else at this executable.
+pub fn install(dir: &Path) -> std::io::Result<usize> {
+    std::fs::create_dir_all(dir)?;
+    let target: PathBuf = if dir.join("cnibox").is_file() {
+        PathBuf::from("cnibox")
+    } else {
+        std::fs::canonicalize("/proc/self/exe")?
+    };
+    let mut n = 0;
+    for a in APPLETS.iter().filter(|a| a.link) {
+        let tmp = dir.join(format!(".{}.cnibox-tmp.{}", a.name, std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&target, &tmp)?;
+        if let Err(e) = std::fs::rename(&tmp, dir.join(a.name)) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        n += 1;
+    }
+    Ok(n)
+}

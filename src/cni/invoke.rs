@@ -1,0 +1,304 @@
+//! Running other plugins (Go's `pkg/invoke`): find a `type` in `CNI_PATH`,
+//! run it with our environment and `CNI_COMMAND` replaced, stdin = config,
+//! stderr passed through, and turn its stdout into a result or its error
+//! object (code kept). When the file found is this very executable, the
+//! applet runs in-process through the same skel, with identical output.
+
+use super::env::{Command, Env};
+use super::error::CniError;
+use super::json::{self, GoValue};
+use super::result::CniResult;
+use super::skel::{self, Output, Plugin};
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+/// Finds the applet for a plugin name when we run it in-process.
+pub type InProcessLookup = fn(&str) -> Option<&'static Plugin>;
+
+/// How delegated plugins are run.
+#[derive(Clone, Copy)]
+pub struct Invoker {
+    in_process: Option<InProcessLookup>,
+}
+
+/// libcni retries exec this many times, a second apart, on ETXTBSY (a
+/// binary being replaced while we start it).
+const TEXT_BUSY_RETRIES: u32 = 5;
+
+impl Invoker {
+    /// Exec plugins, but run our own applets in-process when `CNI_PATH`
+    /// resolves to this executable.
+    pub fn new(in_process: InProcessLookup) -> Self {
+        Invoker {
+            in_process: Some(in_process),
+        }
+    }
+
+    /// Always exec (tests use it to compare both paths).
+    pub fn exec_only() -> Self {
+        Invoker { in_process: None }
+    }
+
+    /// `FindInPath`: the first `dir/type` in `cni_path` that is a regular
+    /// file (symlinks followed, so links to a multicall binary work).
+    pub fn find(plugin_type: &str, cni_path: &str) -> Result<PathBuf, CniError> {
+        if plugin_type.is_empty() {
+            return Err(CniError::config("no plugin name provided"));
+        }
+        if plugin_type.contains('/')
+            || plugin_type.contains('\\')
+            || plugin_type == "."
+            || plugin_type == ".."
+        {
+            return Err(CniError::config(format!(
+                "invalid plugin name: {plugin_type:?}"
+            )));
+        }
+        let dirs: Vec<&str> = cni_path.split(':').filter(|d| !d.is_empty()).collect();
+        if dirs.is_empty() {
+            return Err(CniError::env("CNI_PATH: no paths provided"));
+        }
+        for dir in &dirs {
+            if !Path::new(dir).is_absolute() {
+                return Err(CniError::env(format!(
+                    "CNI_PATH: {dir:?} is not an absolute path"
+                )));
+            }
+            let candidate = Path::new(dir).join(plugin_type);
+            if std::fs::metadata(&candidate)
+                .map(|m| m.is_file())
+                .unwrap_or(false)
+            {
+                return Ok(candidate);
+            }
+        }
+        Err(CniError::config(format!(
+            "failed to find plugin {plugin_type:?} in CNI_PATH [{}]",
+            dirs.join(" ")
+        )))
+    }
+
+    /// The applet to run in-process for `path`, if `path` is this executable.
+    fn in_process_applet(&self, plugin_type: &str, path: &Path) -> Option<&'static Plugin> {
+        let lookup = self.in_process?;
+        let me = std::fs::metadata("/proc/self/exe").ok()?;
+        let it = std::fs::metadata(path).ok()?;
+        if me.dev() == it.dev() && me.ino() == it.ino() {
+            lookup(plugin_type)
+        } else {
+            None
+        }
+    }
+
+    /// Run `plugin_type` for `command`; stdout on success, the plugin's error
+    /// (or one describing how it failed) otherwise.
+    pub fn run(
+        &self,
+        plugin_type: &str,
+        command: Command,
+        config: &[u8],
+        env: &Env,
+    ) -> Result<Vec<u8>, CniError> {
+        let path = Self::find(plugin_type, env.get_or_empty("CNI_PATH"))?;
+        let mut child_env = env.clone();
+        child_env.set("CNI_COMMAND", command.as_str());
+        if let Some(applet) = self.in_process_applet(plugin_type, &path) {
+            let out = skel::run(applet, &child_env, &mut &config[..], self);
+            return result_of(out, Vec::new());
+        }
+        let (out, stderr) = exec(&path, config, &child_env)?;
+        if !stderr.is_empty() {
+            let _ = std::io::stderr().write_all(&stderr);
+        }
+        result_of(out, stderr)
+    }
+
+    /// Delegate ADD and parse the result (a result without `cniVersion` takes
+    /// the config's, as libcni does).
+    pub fn add(&self, plugin_type: &str, config: &[u8], env: &Env) -> Result<CniResult, CniError> {
+        let out = self.run(plugin_type, Command::Add, config, env)?;
+        let conf_version = json::parse(config)
+            .ok()
+            .and_then(|v| {
+                v.get("cniVersion")
+                    .and_then(GoValue::as_str)
+                    .map(str::to_string)
+            })
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "0.1.0".to_string());
+        CniResult::parse_any(&out, &conf_version)
+    }
+
+    pub fn del(&self, plugin_type: &str, config: &[u8], env: &Env) -> Result<(), CniError> {
+        self.run(plugin_type, Command::Del, config, env).map(|_| ())
+    }
+
+    pub fn check(&self, plugin_type: &str, config: &[u8], env: &Env) -> Result<(), CniError> {
+        self.run(plugin_type, Command::Check, config, env)
+            .map(|_| ())
+    }
+
+    pub fn status(&self, plugin_type: &str, config: &[u8], env: &Env) -> Result<(), CniError> {
+        self.run(plugin_type, Command::Status, config, env)
+            .map(|_| ())
+    }
+
+    pub fn gc(&self, plugin_type: &str, config: &[u8], env: &Env) -> Result<(), CniError> {
+        self.run(plugin_type, Command::Gc, config, env).map(|_| ())
+    }
+}
+
+/// Exec `path` with `env` and `stdin`, retrying "text file busy".
+pub fn exec(path: &Path, stdin: &[u8], env: &Env) -> Result<(Output, Vec<u8>), CniError> {
+    let mut attempt = 0;
+    let mut child = loop {
+        let spawned = std::process::Command::new(path)
+            .env_clear()
+            .envs(env.iter())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        match spawned {
+            Ok(c) => break c,
+            Err(e)
+                if e.raw_os_error() == Some(nix::libc::ETXTBSY) && attempt < TEXT_BUSY_RETRIES =>
+            {
+                attempt += 1;
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(e) => {
+                return Err(CniError::internal(format!(
+                    "failed to run {}: {e}",
+                    path.display()
+                )))
+            }
+        }
+    };
+    let mut child_stdin = child.stdin.take();
+    let mut child_stderr = child.stderr.take();
+    // Feed stdin and drain stderr on their own threads so a chatty plugin
+    // can never deadlock against a full pipe.
+    let (stderr_bytes, output) = std::thread::scope(|s| {
+        s.spawn(move || {
+            if let Some(mut w) = child_stdin.take() {
+                let _ = w.write_all(stdin);
+            }
+        });
+        let err_reader = s.spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(r) = child_stderr.as_mut() {
+                let _ = r.take(1 << 20).read_to_end(&mut buf);
+            }
+            buf
+        });
+        let output = child.wait_with_output();
+        (err_reader.join().unwrap_or_default(), output)
+    });
+    let output = output
+        .map_err(|e| CniError::internal(format!("failed to wait for {}: {e}", path.display())))?;
+    let status = match output.status.code() {
+        Some(c) => c,
+        None => 128 + std::os::unix::process::ExitStatusExt::signal(&output.status).unwrap_or(0),
+    };
+    Ok((
+        Output {
+            stdout: output.stdout,
+            status,
+        },
+        stderr_bytes,
+    ))
+}
+
+/// libcni's `pluginErr`: success gives stdout; a failure gives the plugin's
+/// error object, or a description built from stderr or the raw stdout.
+fn result_of(out: Output, stderr: Vec<u8>) -> Result<Vec<u8>, CniError> {
+    if out.status == 0 {
+        return Ok(out.stdout);
+    }
+    if out.stdout.is_empty() {
+        let msg = if stderr.is_empty() {
+            format!(
+                "netplugin failed with no error message: exit status {}",
+                out.status
+            )
+        } else {
+            format!("netplugin failed: {:?}", String::from_utf8_lossy(&stderr))
+        };
+        return Err(CniError::new(0, msg));
+    }
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct ErrObj {
+        code: u32,
+        msg: String,
+        details: String,
+    }
+    match json::from_slice::<ErrObj>(&out.stdout) {
+        Ok(e) => Err(CniError::new(e.code, e.msg).with_details(e.details)),
+        Err(err) => Err(CniError::new(
+            0,
+            format!(
+                "netplugin failed but error parsing its diagnostic message {:?}: {err}",
+                String::from_utf8_lossy(&out.stdout)
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_rejects_bad_names_and_relative_paths() {
+        assert_eq!(
+            Invoker::find("", "/bin").unwrap_err().msg,
+            "no plugin name provided"
+        );
+        assert_eq!(Invoker::find("../x", "/bin").unwrap_err().code, 7);
+        assert_eq!(Invoker::find("sh", "").unwrap_err().code, 4);
+        assert_eq!(Invoker::find("sh", "bin").unwrap_err().code, 4);
+        assert!(Invoker::find("sh", "/nonexistent:/bin")
+            .unwrap()
+            .ends_with("sh"));
+        assert_eq!(
+            Invoker::find("no-such-plugin-x", "/bin").unwrap_err().code,
+            7
+        );
+    }
+
+    #[test]
+    fn plugin_errors_keep_their_code() {
+        let out = Output {
+            stdout: br#"{"code":11,"msg":"later","details":"d"}"#.to_vec(),
+            status: 1,
+        };
+        let e = result_of(out, vec![]).unwrap_err();
+        assert_eq!(
+            (e.code, e.msg.as_str(), e.details.as_str()),
+            (11, "later", "d")
+        );
+        let e = result_of(
+            Output {
+                stdout: vec![],
+                status: 2,
+            },
+            b"boom".to_vec(),
+        )
+        .unwrap_err();
+        assert_eq!((e.code, e.msg.as_str()), (0, "netplugin failed: \"boom\""));
+        let e = result_of(
+            Output {
+                stdout: b"junk".to_vec(),
+                status: 1,
+            },
+            vec![],
+        )
+        .unwrap_err();
+        assert!(e.msg.starts_with("netplugin failed but error parsing"));
+    }
+}

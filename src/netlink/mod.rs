@@ -1,0 +1,15 @@
+//! A synchronous, minimal netlink layer on neli's blocking socket.
+//!
+//! Layer 4: imports nothing from the rest of cnibox. Message bodies are
+//! encoded by us (golden-byte tested); neli provides the socket, framing of
+//! single requests and parsing of replies (ACKs, errors with extended ACK).
+
+pub mod addr;
+pub mod attr;
+pub mod consts;
+pub mod link;
+pub mod neigh;
+pub mod route;
+pub mod socket;
+
+pub use socket::{Netlink, NlError};

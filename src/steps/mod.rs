@@ -1,0 +1,17 @@
+//! Layer 3: the steps plugins are made of, written once (Go's `pkg/ip`,
+//! `pkg/ipam`, `pkg/ns`): namespaces, sysctls, veth pairs, interface
+//! configuration, masquerade, IPAM delegation.
+
+pub mod netns;
+pub mod sysctl;
+
+use crate::cni::CniError;
+use crate::netlink::NlError;
+
+/// Netlink failures reach the runtime as internal errors (999, as Go's
+/// plugins report them) with the operation and the kernel's message.
+impl From<NlError> for CniError {
+    fn from(e: NlError) -> Self {
+        CniError::internal(e.to_string())
+    }
+}
