@@ -2,6 +2,7 @@
 //! `pkg/ipam`, `pkg/ns`): namespaces, sysctls, veth pairs, interface
 //! configuration, masquerade, IPAM delegation.
 
+pub mod masq;
 pub mod netns;
 pub mod sysctl;
 
