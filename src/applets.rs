@@ -27,12 +27,20 @@ pub struct Applet {
 }
 
 /// Every applet, in ASCII order.
-pub const APPLETS: &[Applet] = &[Applet {
-    name: "loopback",
-    summary: "bring lo up in the container",
-    link: true,
-    entry: Entry::Plugin(&plugins::loopback::PLUGIN),
-}];
+pub const APPLETS: &[Applet] = &[
+    Applet {
+        name: "loopback",
+        summary: "bring lo up in the container",
+        link: true,
+        entry: Entry::Plugin(&plugins::loopback::PLUGIN),
+    },
+    Applet {
+        name: "ptp",
+        summary: "veth pair routed through the host",
+        link: true,
+        entry: Entry::Plugin(&plugins::ptp::PLUGIN),
+    },
+];
 
 pub fn find(name: &str) -> Option<&'static Applet> {
     APPLETS.iter().find(|a| a.name == name)

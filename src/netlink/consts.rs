@@ -43,6 +43,7 @@ pub const IFLA_IFNAME: u16 = 3;
 pub const IFLA_MTU: u16 = 4;
 pub const IFLA_LINK: u16 = 5;
 pub const IFLA_MASTER: u16 = 10;
+pub const IFLA_TXQLEN: u16 = 13;
 pub const IFLA_PROTINFO: u16 = 12;
 pub const IFLA_LINKINFO: u16 = 18;
 pub const IFLA_NET_NS_PID: u16 = 19;

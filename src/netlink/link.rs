@@ -98,6 +98,8 @@ pub struct VethSpec<'a> {
     pub peer_mac: Option<[u8; 6]>,
     /// Bring the host end up in the same request.
     pub host_up: bool,
+    /// `IFLA_TXQLEN` for both ends (the Go plugins create veths with 0).
+    pub txqlen: Option<u32>,
 }
 
 /// RTM_NEWLINK for a veth pair whose peer is created straight in another
@@ -109,6 +111,9 @@ pub fn veth_request(spec: &VethSpec) -> Msg {
     if spec.mtu > 0 {
         m.put_u32(IFLA_MTU, spec.mtu);
     }
+    if let Some(q) = spec.txqlen {
+        m.put_u32(IFLA_TXQLEN, q);
+    }
     m.nest(IFLA_LINKINFO, |m| {
         m.put_str(IFLA_INFO_KIND, "veth");
         m.nest(IFLA_INFO_DATA, |m| {
@@ -117,6 +122,9 @@ pub fn veth_request(spec: &VethSpec) -> Msg {
                 m.put_u32(IFLA_NET_NS_FD, spec.peer_netns_fd as u32);
                 if spec.mtu > 0 {
                     m.put_u32(IFLA_MTU, spec.mtu);
+                }
+                if let Some(q) = spec.txqlen {
+                    m.put_u32(IFLA_TXQLEN, q);
                 }
                 if let Some(mac) = spec.peer_mac {
                     m.put(IFLA_ADDRESS, &mac);
@@ -299,6 +307,7 @@ mod tests {
             mtu: 0,
             peer_mac: None,
             host_up: true,
+            txqlen: None,
         });
         #[rustfmt::skip]
         let want: Vec<u8> = [

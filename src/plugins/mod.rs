@@ -2,3 +2,4 @@
 //! Plugins never import each other.
 
 pub mod loopback;
+pub mod ptp;

@@ -2,9 +2,15 @@
 //! `pkg/ipam`, `pkg/ns`): namespaces, sysctls, veth pairs, interface
 //! configuration, masquerade, IPAM delegation.
 
+pub mod check;
+pub mod fault;
+pub mod iface;
+pub mod ipam;
 pub mod masq;
 pub mod netns;
 pub mod sysctl;
+pub mod undo;
+pub mod veth;
 
 use crate::cni::CniError;
 use crate::netlink::NlError;

@@ -1,0 +1,279 @@
+//! ptp: a veth pair per container, routed through the host (reference:
+//! plugins/main/ptp). Everything the container sends, its own subnet
+//! included, goes to the gateway, which lives as a /32 (/128) on the host
+//! end of every ptp veth.
+
+use crate::cni::result::{CniResult, Interface};
+use crate::cni::types::valid_attachments;
+use crate::cni::{version, CniError, Plugin, Request};
+use crate::netlink::consts::{IFA_F_NODAD, RT_SCOPE_HOST, RT_SCOPE_LINK};
+use crate::netlink::route::{Route, RouteMode};
+use crate::netlink::Netlink;
+use crate::steps::iface::{self, ConfigureOptions};
+use crate::steps::netns::NetNs;
+use crate::steps::undo::Undo;
+use crate::steps::veth::{self, VethOptions};
+use crate::steps::{check, fault, ipam, masq, sysctl};
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::net::IpAddr;
+
+pub const PLUGIN: Plugin = Plugin {
+    name: "ptp",
+    versions: version::ALL,
+    add,
+    del,
+    check,
+    status,
+    gc,
+};
+
+/// ptp's own keys (the common ones come from `NetConf`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PtpConf {
+    #[serde(rename = "ipMasq")]
+    ip_masq: bool,
+    #[serde(rename = "ipMasqBackend")]
+    ip_masq_backend: Option<String>,
+    mtu: u32,
+}
+
+/// `ip/32` or `ip/128`.
+fn host_prefix(ip: IpAddr) -> IpNet {
+    IpNet::new(ip, if ip.is_ipv4() { 32 } else { 128 }).unwrap_or_else(|_| IpNet::from(ip))
+}
+
+fn add(req: &Request) -> Result<CniResult, CniError> {
+    let conf = req.net_conf()?;
+    let ptp: PtpConf = req.decode()?;
+    masq::validate_backend(ptp.ip_masq_backend.as_deref())?;
+    let ipam_type = ipam::ipam_type(req)?;
+
+    // Everything that can be checked is checked before anything changes.
+    let ns = NetNs::open(&req.netns)?;
+    let cont_nl = ns.netlink()?;
+    let host_nl = Netlink::route()?;
+    if cont_nl.link_by_name(&req.ifname)?.is_some() {
+        return Err(CniError::internal(format!(
+            "container veth name provided ({}) already exists",
+            req.ifname
+        )));
+    }
+
+    let alloc = ipam::Allocation::new(req, &ipam_type)?;
+    let mut result = alloc.result.clone();
+    fault::point("ptp:after-ipam")?;
+    if result.ips.is_empty() {
+        return Err(CniError::internal("IPAM plugin returned missing IP config"));
+    }
+    let mut gateways = Vec::new();
+    for ip in &result.ips {
+        let gw = ip.gateway.ok_or_else(|| {
+            CniError::config(format!(
+                "ipam: ptp needs a gateway for every address, {} has none",
+                ip.address
+            ))
+        })?;
+        gateways.push(gw);
+    }
+    let v4 = result.ips.iter().any(|ip| ip.is_v4());
+    let v6 = result.ips.iter().any(|ip| !ip.is_v4());
+    sysctl::enable_forwarding(v4, v6)
+        .map_err(|e| CniError::internal(format!("failed to enable forwarding: {e}")))?;
+
+    let mut undo = Undo::new();
+    let pair = veth::create(
+        &host_nl,
+        &ns,
+        &cont_nl,
+        &req.ifname,
+        &VethOptions {
+            mtu: ptp.mtu,
+            container_mac: None,
+        },
+    )?;
+    let host_index = pair.host.index;
+    let host = &host_nl;
+    undo.push(move || {
+        let _ = host.link_del(host_index);
+    });
+    fault::point("ptp:after-veth")?;
+
+    result.interfaces = vec![
+        Interface {
+            name: pair.host.name.clone(),
+            mac: pair.host.mac_string(),
+            ..Default::default()
+        },
+        Interface {
+            name: pair.container.name.clone(),
+            mac: pair.container.mac_string(),
+            sandbox: req.netns.clone(),
+            ..Default::default()
+        },
+    ];
+    for ip in &mut result.ips {
+        ip.interface = Some(1);
+    }
+
+    // The container reaches its gateway on-link (added before the result's
+    // routes, which go through it) ...
+    let gw_routes: Vec<Route> = result
+        .ips
+        .iter()
+        .zip(&gateways)
+        .map(|(ip, gw)| {
+            Route::new(host_prefix(*gw), pair.container.index)
+                .scope(RT_SCOPE_LINK)
+                .src(ip.address.addr())
+        })
+        .collect();
+    let opts = ConfigureOptions {
+        nodad: true,
+        noprefixroute: false,
+        keep_down: false,
+    };
+    iface::configure(&ns, &cont_nl, &pair.container, &result, &opts, &gw_routes)?;
+    // ... and everything else, its own subnet included, through it: the
+    // kernel's prefix route is replaced by `subnet via gw` (as the
+    // reference, so `ip route` reads the same).
+    for (ip, gw) in result.ips.iter().zip(&gateways) {
+        let subnet = ip.address.trunc();
+        cont_nl.route_del(&Route::new(subnet, pair.container.index))?;
+        let via = Route::new(subnet, pair.container.index)
+            .via(*gw)
+            .src(ip.address.addr());
+        match cont_nl.route_add(&via, RouteMode::Add) {
+            Err(e) if !e.is_exists() => return Err(e.into()),
+            _ => {}
+        }
+    }
+    fault::point("ptp:after-configure")?;
+
+    // Host side: the gateway on the host end, a host route to the container.
+    for (ip, gw) in result.ips.iter().zip(&gateways) {
+        let flags = if gw.is_ipv4() { 0 } else { IFA_F_NODAD };
+        match host_nl.addr_add(host_index, &host_prefix(*gw), flags) {
+            Err(e) if !e.is_exists() => return Err(e.into()),
+            _ => {}
+        }
+        let route = Route::new(host_prefix(ip.address.addr()), host_index).scope(RT_SCOPE_HOST);
+        match host_nl.route_add(&route, RouteMode::Add) {
+            Err(e) if !e.is_exists() => return Err(e.into()),
+            _ => {}
+        }
+    }
+
+    if ptp.ip_masq {
+        let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
+        let (name, ifname, id) = (
+            req.name().to_string(),
+            req.ifname.clone(),
+            req.container_id.clone(),
+        );
+        undo.push(move || {
+            let _ = masq::teardown(&[], &name, &ifname, &id);
+        });
+        masq::setup(
+            ptp.ip_masq_backend.as_deref(),
+            &ips,
+            req.name(),
+            &req.ifname,
+            &req.container_id,
+        )?;
+    }
+    fault::point("ptp:after-masq")?;
+
+    if let Some(dns) = conf.dns_override() {
+        result.dns = dns;
+    }
+    result.cni_version = req.version.clone();
+    undo.commit();
+    alloc.keep();
+    Ok(result)
+}
+
+fn del(req: &Request) -> Result<(), CniError> {
+    let ptp: PtpConf = req.decode()?;
+    let ipam_type = ipam::ipam_type(req)?;
+    // As the reference: IPAM first, and its failure is DEL's failure.
+    ipam::del(req, &ipam_type)?;
+    fault::point("ptp:del-after-ipam")?;
+
+    let mut failure = None;
+    if !req.netns.is_empty() {
+        match NetNs::open(&req.netns) {
+            Ok(ns) => {
+                let nl = ns.netlink()?;
+                // Deleting the container end takes the host end, its
+                // addresses and routes with it.
+                if let Some(link) = nl.link_by_name(&req.ifname)? {
+                    nl.link_del(link.index)?;
+                }
+            }
+            Err(e) if e.is_not_exist() => {}
+            Err(e) => failure = Some(CniError::from(e)),
+        }
+    }
+    // Found by comment, not by the link's addresses: no leak when the
+    // netns or the link is already gone (the reference leaks here).
+    if ptp.ip_masq {
+        masq::teardown(&[], req.name(), &req.ifname, &req.container_id)?;
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn check(req: &Request) -> Result<(), CniError> {
+    let conf = req.net_conf()?;
+    let ipam_type = ipam::ipam_type(req)?;
+    let ns = NetNs::open(&req.netns)?;
+    ipam::check(req, &ipam_type)?;
+    let prev = check::prev_result(req, &conf, "ptp")?;
+    let (idx, iface) = check::container_iface(&prev, &req.ifname, &req.netns)?;
+    let nl = ns.netlink()?;
+    let link = check::link(&nl, iface, Some("veth"))?;
+    let ips: Vec<_> = prev
+        .ips
+        .iter()
+        .filter(|ip| ip.interface.map(|i| i as usize) == Some(idx))
+        .collect();
+    check::addresses(&nl, &link, &ips)?;
+    check::routes(&nl, &prev.routes)
+}
+
+fn status(req: &Request) -> Result<(), CniError> {
+    let ipam_type = ipam::ipam_type(req)?;
+    ipam::status(req, &ipam_type)
+}
+
+fn gc(req: &Request) -> Result<(), CniError> {
+    let ptp: PtpConf = req.decode()?;
+    let ipam_type = ipam::ipam_type(req)?;
+    // Keep going after errors and report them all (spec).
+    let mut errors = Vec::new();
+    if let Err(e) = ipam::gc(req, &ipam_type) {
+        errors.push(e);
+    }
+    if ptp.ip_masq {
+        if let Some(valid) = valid_attachments(&req.config)? {
+            if let Err(e) = masq::gc(req.name(), &valid) {
+                errors.push(e);
+            }
+        }
+    }
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => Err(CniError::internal(
+            errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )),
+    }
+}

@@ -1,0 +1,188 @@
+//! Configure a container interface from a result (Go's
+//! `ipam.ConfigureIface`): IPv6 enabled when needed, addresses, link up, DAD
+//! settled only when it must be, routes appended (ECMP) with the family's
+//! gateway when a route has none.
+
+use super::netns::NetNs;
+use super::sysctl;
+use crate::cni::result::CniResult;
+use crate::cni::CniError;
+use crate::netlink::consts::{AF_INET6, IFA_F_NODAD, IFA_F_NOPREFIXROUTE};
+use crate::netlink::link::Link;
+use crate::netlink::route::{Route, RouteMode};
+use crate::netlink::Netlink;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Default)]
+pub struct ConfigureOptions {
+    /// Add addresses with IFA_F_NODAD (no DAD, so nothing to wait for).
+    pub nodad: bool,
+    /// Add addresses without the kernel's prefix route (ptp routes the
+    /// subnet through the gateway instead).
+    pub noprefixroute: bool,
+    /// Leave the link down (bridge's `disableContainerInterface`).
+    pub keep_down: bool,
+}
+
+/// How long to wait for IPv6 DAD, polling every 50 ms (Go's values).
+const DAD_TIMEOUT: Duration = Duration::from_secs(5);
+const DAD_POLL: Duration = Duration::from_millis(50);
+
+/// The first gateway of each family among the result's addresses.
+pub fn family_gateways(result: &CniResult) -> (Option<IpAddr>, Option<IpAddr>) {
+    let v4 = result
+        .ips
+        .iter()
+        .filter(|ip| ip.is_v4())
+        .find_map(|ip| ip.gateway);
+    let v6 = result
+        .ips
+        .iter()
+        .filter(|ip| !ip.is_v4())
+        .find_map(|ip| ip.gateway);
+    (v4, v6)
+}
+
+/// Apply `result` to `link` inside `ns` (`nl` is a socket in `ns`).
+/// `routes_first` are added after the link is up and before the result's
+/// routes (ptp's gateway routes, which the result's routes go through).
+pub fn configure(
+    ns: &NetNs,
+    nl: &Netlink,
+    link: &Link,
+    result: &CniResult,
+    opts: &ConfigureOptions,
+    routes_first: &[Route],
+) -> Result<(), CniError> {
+    if result.interfaces.is_empty() {
+        return Err(CniError::internal(
+            "failed to configure interface: result has no interfaces",
+        ));
+    }
+    let mut mine = Vec::new();
+    for ip in &result.ips {
+        let Some(idx) = ip.interface else { continue };
+        let named = usize::try_from(idx)
+            .ok()
+            .and_then(|i| result.interfaces.get(i))
+            .map(|i| i.name.as_str());
+        if named != Some(link.name.as_str()) {
+            return Err(CniError::internal(format!(
+                "failed to add IP addr {} to {:?}: invalid interface index",
+                ip.address, link.name
+            )));
+        }
+        mine.push(ip);
+    }
+
+    if mine.iter().any(|ip| !ip.is_v4()) {
+        let name = link.name.clone();
+        ns.run(move || enable_ipv6(&name))?.map_err(|e| {
+            CniError::internal(format!("failed to enable IPv6 on {}: {e}", link.name))
+        })?;
+    }
+
+    let mut flags = 0;
+    if opts.nodad {
+        flags |= IFA_F_NODAD;
+    }
+    if opts.noprefixroute {
+        flags |= IFA_F_NOPREFIXROUTE;
+    }
+    for ip in &mine {
+        let f = if ip.is_v4() {
+            flags & !IFA_F_NODAD
+        } else {
+            flags
+        };
+        nl.addr_add(link.index, &ip.address, f).map_err(|e| {
+            CniError::internal(format!(
+                "failed to add IP addr {} to {:?}: {e}",
+                ip.address, link.name
+            ))
+        })?;
+    }
+    if !opts.keep_down {
+        nl.link_set_up(link.index, true)?;
+    }
+
+    let (v4gw, v6gw) = family_gateways(result);
+    if v6gw.is_some() && !opts.nodad && !opts.keep_down {
+        settle_dad(nl, link)?;
+    }
+
+    for r in routes_first {
+        match nl.route_add(r, RouteMode::Append) {
+            Err(e) if !e.is_exists() => return Err(e.into()),
+            _ => {}
+        }
+    }
+    for r in &result.routes {
+        let gw = r.gw.or(if r.dst.addr().is_ipv4() { v4gw } else { v6gw });
+        let mut route = Route::new(r.dst.trunc(), link.index);
+        route.gw = gw;
+        route.priority = u32::try_from(r.priority).map_err(|_| {
+            CniError::config(format!("routes: priority {} out of range", r.priority))
+        })?;
+        if let Some(t) = r.table {
+            route.table = u32::try_from(t)
+                .map_err(|_| CniError::config(format!("routes: table {t} out of range")))?;
+        }
+        if let Some(s) = r.scope {
+            route.scope = u8::try_from(s)
+                .map_err(|_| CniError::config(format!("routes: scope {s} out of range")))?;
+        }
+        nl.route_add(&route, RouteMode::Append)
+            .map_err(|e| CniError::internal(format!("failed to add route '{}': {e}", r.dst)))?;
+    }
+    Ok(())
+}
+
+/// `disable_ipv6=0` on `lo` and the interface if needed, and
+/// `keep_addr_on_down=1`, from inside the namespace.
+fn enable_ipv6(ifname: &str) -> std::io::Result<()> {
+    for dev in ["lo", ifname] {
+        let path = sysctl::iface_path("ipv6", dev, "disable_ipv6");
+        if let Err(e) = sysctl::ensure(&path, "0") {
+            eprintln!("cnibox: failed to enable IPv6 on {dev}: {e}");
+        }
+    }
+    sysctl::ensure(
+        &sysctl::iface_path("ipv6", ifname, "keep_addr_on_down"),
+        "1",
+    )
+}
+
+/// Wait until no IPv6 address of the link is tentative (Go's
+/// `SettleAddresses`). A failed DAD is an error; a timeout is one only if
+/// the link is operationally up.
+pub fn settle_dad(nl: &Netlink, link: &Link) -> Result<(), CniError> {
+    let start = Instant::now();
+    loop {
+        let addrs = nl.addrs(link.index, AF_INET6)?;
+        if let Some(bad) = addrs.iter().find(|a| a.dad_failed()) {
+            return Err(CniError::internal(format!(
+                "link {} has address {} in DADFAILED state",
+                link.name, bad.net
+            )));
+        }
+        if !addrs.iter().any(|a| a.is_tentative()) {
+            return Ok(());
+        }
+        if start.elapsed() >= DAD_TIMEOUT {
+            let oper_up = nl
+                .link_by_index(link.index)?
+                .map(|l| l.oper_state == crate::netlink::consts::IF_OPER_UP)
+                .unwrap_or(false);
+            if oper_up {
+                return Err(CniError::internal(format!(
+                    "link {} still has tentative addresses after {DAD_TIMEOUT:?}",
+                    link.name
+                )));
+            }
+            return Ok(());
+        }
+        std::thread::sleep(DAD_POLL);
+    }
+}

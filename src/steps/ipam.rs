@@ -1,0 +1,74 @@
+//! IPAM delegation for main plugins (Go's `pkg/ipam` Exec*): the plugin's
+//! whole config goes to the IPAM plugin named by `ipam.type`, found in
+//! CNI_PATH (our own IPAM applets run in-process).
+
+use crate::cni::result::CniResult;
+use crate::cni::{CniError, Request};
+
+/// The IPAM plugin named by the config (`ipam.type`); required.
+pub fn ipam_type(req: &Request) -> Result<String, CniError> {
+    let conf = req.net_conf()?;
+    let t = conf.ipam_type()?;
+    if t.is_empty() {
+        return Err(CniError::config("ipam.type: no IPAM plugin name provided"));
+    }
+    Ok(t.to_string())
+}
+
+pub fn add(req: &Request, ipam: &str) -> Result<CniResult, CniError> {
+    req.invoker.add(ipam, &req.stdin, req.env)
+}
+
+pub fn del(req: &Request, ipam: &str) -> Result<(), CniError> {
+    req.invoker.del(ipam, &req.stdin, req.env)
+}
+
+pub fn check(req: &Request, ipam: &str) -> Result<(), CniError> {
+    req.invoker.check(ipam, &req.stdin, req.env)
+}
+
+pub fn status(req: &Request, ipam: &str) -> Result<(), CniError> {
+    req.invoker.status(ipam, &req.stdin, req.env)
+}
+
+pub fn gc(req: &Request, ipam: &str) -> Result<(), CniError> {
+    req.invoker.gc(ipam, &req.stdin, req.env)
+}
+
+/// An IPAM allocation that is released again unless the ADD succeeds: every
+/// failure after IPAM ADD gives the addresses back (the Go ptp leaks on some
+/// error paths).
+pub struct Allocation<'a> {
+    req: &'a Request<'a>,
+    ipam: String,
+    pub result: CniResult,
+    keep: bool,
+}
+
+impl<'a> Allocation<'a> {
+    pub fn new(req: &'a Request<'a>, ipam: &str) -> Result<Self, CniError> {
+        let result = add(req, ipam)?;
+        Ok(Allocation {
+            req,
+            ipam: ipam.to_string(),
+            result,
+            keep: false,
+        })
+    }
+
+    /// The ADD succeeded: keep the addresses.
+    pub fn keep(mut self) -> CniResult {
+        self.keep = true;
+        std::mem::take(&mut self.result)
+    }
+}
+
+impl Drop for Allocation<'_> {
+    fn drop(&mut self) {
+        if !self.keep {
+            if let Err(e) = del(self.req, &self.ipam) {
+                eprintln!("cnibox: releasing IPAM allocation after a failed ADD: {e}");
+            }
+        }
+    }
+}

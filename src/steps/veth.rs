@@ -1,0 +1,164 @@
+//! A veth pair for a container: created from the host side in ONE request,
+//! with the container end born in the container's namespace under its final
+//! name (no temporary name, no move, no rename, no clash with host names).
+
+use super::netns::NetNs;
+use super::sysctl;
+use crate::cni::CniError;
+use crate::netlink::link::{Link, VethSpec};
+use crate::netlink::Netlink;
+use std::io::Read;
+
+/// Both ends as the kernel reports them after creation.
+#[derive(Debug, Clone)]
+pub struct VethPair {
+    pub host: Link,
+    pub container: Link,
+}
+
+/// How many random host names to try (Go's `RandomVethName` retries too).
+const NAME_ATTEMPTS: usize = 10;
+
+/// `veth` + 8 random hex digits, as the Go plugins name host ends.
+pub fn random_veth_name() -> String {
+    let mut b = [0u8; 4];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_err()
+    {
+        // Fall back on the per-process random hasher keys; names only need
+        // to be unlikely to clash, and clashes are retried.
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        b = (h.finish() as u32).to_ne_bytes();
+    }
+    format!("veth{:02x}{:02x}{:02x}{:02x}", b[0], b[1], b[2], b[3])
+}
+
+/// Options for [`create`].
+#[derive(Debug, Clone, Default)]
+pub struct VethOptions {
+    pub mtu: u32,
+    pub container_mac: Option<[u8; 6]>,
+}
+
+/// Create `ifname` in `ns` paired with a new `vethXXXXXXXX` in the host
+/// namespace of `host` (the socket's namespace), host end up. `container`
+/// is a socket inside `ns`.
+pub fn create(
+    host: &Netlink,
+    ns: &NetNs,
+    container: &Netlink,
+    ifname: &str,
+    opts: &VethOptions,
+) -> Result<VethPair, CniError> {
+    let mut last_err = None;
+    for _ in 0..NAME_ATTEMPTS {
+        let name = random_veth_name();
+        let spec = VethSpec {
+            host_name: &name,
+            peer_name: ifname,
+            peer_netns_fd: ns.fd(),
+            mtu: opts.mtu,
+            peer_mac: opts.container_mac,
+            host_up: true,
+            // Match the Go plugins' veths (their LinkAttrs literal sends 0).
+            txqlen: Some(0),
+        };
+        match host.veth_add(&spec) {
+            Ok(()) => {
+                let pair = lookup_pair(host, container, &name, ifname);
+                if pair.is_err() {
+                    let _ = host.link_del_by_name(&name);
+                }
+                let pair = pair?;
+                // The host end must not take router advertisements from the
+                // container (Go sets the same; IPv6 may be disabled: ignore).
+                let _ = sysctl::ensure(&sysctl::iface_path("ipv6", &name, "accept_ra"), "0");
+                return Ok(pair);
+            }
+            Err(e) if e.is_exists() => {
+                if container.link_by_name(ifname)?.is_some() {
+                    return Err(CniError::internal(format!(
+                        "container veth name provided ({ifname}) already exists"
+                    )));
+                }
+                last_err = Some(e);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(CniError::internal(format!(
+        "failed to find a free host veth name: {}",
+        last_err.map(|e| e.to_string()).unwrap_or_default()
+    )))
+}
+
+fn lookup_pair(
+    host: &Netlink,
+    container: &Netlink,
+    host_name: &str,
+    ifname: &str,
+) -> Result<VethPair, CniError> {
+    let h = host.link_by_name(host_name)?.ok_or_else(|| {
+        CniError::internal(format!("host veth {host_name} vanished after creation"))
+    })?;
+    let c = container.link_by_name(ifname)?.ok_or_else(|| {
+        CniError::internal(format!("container veth {ifname} vanished after creation"))
+    })?;
+    Ok(VethPair {
+        host: h,
+        container: c,
+    })
+}
+
+/// Parse a MAC like `c2:11:22:33:44:55` (Go's `net.ParseMAC` for 6 bytes).
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    for (i, p) in parts.iter().enumerate() {
+        if p.len() != 2 {
+            return None;
+        }
+        mac[i] = u8::from_str_radix(p, 16).ok()?;
+    }
+    Some(mac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_names_look_like_go_and_differ() {
+        let a = random_veth_name();
+        let b = random_veth_name();
+        assert_eq!(a.len(), 12);
+        assert!(a.starts_with("veth") && a[4..].chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn mac_parsing() {
+        assert_eq!(
+            parse_mac("c2:11:22:33:44:5F"),
+            Some([0xc2, 0x11, 0x22, 0x33, 0x44, 0x5f])
+        );
+        assert_eq!(
+            parse_mac("c2-11-22-33-44-55"),
+            Some([0xc2, 0x11, 0x22, 0x33, 0x44, 0x55])
+        );
+        assert_eq!(parse_mac("c2:11:22:33:44"), None);
+        assert_eq!(parse_mac("c2:11:22:33:44:5"), None);
+        assert_eq!(parse_mac("zz:11:22:33:44:55"), None);
+    }
+}
