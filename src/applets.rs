@@ -29,6 +29,12 @@ pub struct Applet {
 /// Every applet, in ASCII order.
 pub const APPLETS: &[Applet] = &[
     Applet {
+        name: "bridge",
+        summary: "containers on a Linux bridge",
+        link: true,
+        entry: Entry::Plugin(&plugins::bridge::PLUGIN),
+    },
+    Applet {
         name: "loopback",
         summary: "bring lo up in the container",
         link: true,

@@ -6,6 +6,7 @@
 
 pub mod addr;
 pub mod attr;
+pub mod bridge;
 pub mod consts;
 pub mod link;
 pub mod neigh;

@@ -133,6 +133,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
         nodad: true,
         noprefixroute: false,
         keep_down: false,
+        sysctls: Vec::new(),
     };
     iface::configure(&ns, &cont_nl, &pair.container, &result, &opts, &gw_routes)?;
     // ... and everything else, its own subnet included, through it: the

@@ -23,6 +23,10 @@ pub struct ConfigureOptions {
     pub noprefixroute: bool,
     /// Leave the link down (bridge's `disableContainerInterface`).
     pub keep_down: bool,
+    /// Best-effort sysctls (path, value) written inside the namespace before
+    /// the addresses, in the same trip into it (bridge's DAD and
+    /// arp_notify settings; failures are ignored, as the reference does).
+    pub sysctls: Vec<(String, String)>,
 }
 
 /// How long to wait for IPv6 DAD, polling every 50 ms (Go's values).
@@ -76,11 +80,20 @@ pub fn configure(
         mine.push(ip);
     }
 
-    if mine.iter().any(|ip| !ip.is_v4()) {
+    let want_v6 = mine.iter().any(|ip| !ip.is_v4());
+    if want_v6 || !opts.sysctls.is_empty() {
         let name = link.name.clone();
-        ns.run(move || enable_ipv6(&name))?.map_err(|e| {
-            CniError::internal(format!("failed to enable IPv6 on {}: {e}", link.name))
-        })?;
+        let extra = &opts.sysctls;
+        ns.run(move || -> std::io::Result<()> {
+            for (path, value) in extra {
+                let _ = sysctl::ensure(path, value);
+            }
+            if want_v6 {
+                enable_ipv6(&name)?;
+            }
+            Ok(())
+        })?
+        .map_err(|e| CniError::internal(format!("failed to enable IPv6 on {}: {e}", link.name)))?;
     }
 
     let mut flags = 0;

@@ -2,12 +2,14 @@
 //! `pkg/ipam`, `pkg/ns`): namespaces, sysctls, veth pairs, interface
 //! configuration, masquerade, IPAM delegation.
 
+pub mod bridge;
 pub mod check;
 pub mod fault;
 pub mod iface;
 pub mod ipam;
 pub mod masq;
 pub mod netns;
+pub mod spoofchk;
 pub mod sysctl;
 pub mod undo;
 pub mod veth;

@@ -1,0 +1,705 @@
+//! bridge: containers on a Linux bridge, optionally routed through a gateway
+//! address on it (reference: plugins/main/bridge). Without `ipam` (or with
+//! `ipam: {}`) it is a pure L2 attachment.
+
+use crate::cni::args::CniArgs;
+use crate::cni::result::{CniResult, Interface, Route as ResultRoute};
+use crate::cni::types::valid_attachments;
+use crate::cni::{version, CniError, Plugin, Request};
+use crate::netlink::Netlink;
+use crate::steps::bridge::{self as br, VlanPlan};
+use crate::steps::iface::{self, ConfigureOptions};
+use crate::steps::netns::NetNs;
+use crate::steps::undo::Undo;
+use crate::steps::veth::{self, VethOptions};
+use crate::steps::{check, fault, ipam, masq, spoofchk, sysctl};
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::net::IpAddr;
+
+pub const PLUGIN: Plugin = Plugin {
+    name: "bridge",
+    versions: version::ALL,
+    add,
+    del,
+    check,
+    status,
+    gc,
+};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct BridgeConf {
+    bridge: Option<String>,
+    #[serde(rename = "isGateway")]
+    is_gw: bool,
+    #[serde(rename = "isDefaultGateway")]
+    is_default_gw: bool,
+    #[serde(rename = "forceAddress")]
+    force_address: bool,
+    #[serde(rename = "ipMasq")]
+    ip_masq: bool,
+    #[serde(rename = "ipMasqBackend")]
+    ip_masq_backend: Option<String>,
+    mtu: u32,
+    #[serde(rename = "hairpinMode")]
+    hairpin: bool,
+    #[serde(rename = "promiscMode")]
+    promisc: bool,
+    vlan: i64,
+    #[serde(rename = "vlanTrunk")]
+    vlan_trunk: Option<Vec<VlanTrunk>>,
+    #[serde(rename = "preserveDefaultVlan")]
+    preserve_default_vlan: bool,
+    macspoofchk: bool,
+    enabledad: bool,
+    #[serde(rename = "disableContainerInterface")]
+    disable_container_iface: bool,
+    #[serde(rename = "portIsolation")]
+    port_isolation: bool,
+    args: MacArgs,
+    #[serde(rename = "runtimeConfig")]
+    runtime_config: MacHolder,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct MacArgs {
+    cni: MacHolder,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct MacHolder {
+    mac: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct VlanTrunk {
+    #[serde(rename = "minID")]
+    min_id: Option<i64>,
+    #[serde(rename = "maxID")]
+    max_id: Option<i64>,
+    id: Option<i64>,
+}
+
+/// The config after validation: everything ADD needs, nothing changed yet.
+struct Settings {
+    conf: BridgeConf,
+    name: String,
+    vlans: VlanPlan,
+    mac: Option<[u8; 6]>,
+    /// `ipam.type`, empty for an L2 bridge.
+    ipam: String,
+}
+
+fn vid(v: i64, what: &str) -> Result<u16, CniError> {
+    if (1..=4094).contains(&v) {
+        Ok(v as u16)
+    } else {
+        Err(CniError::config(format!(
+            "vlanTrunk: incorrect trunk {what} parameter {v}"
+        )))
+    }
+}
+
+/// `vlanTrunk` entries into a sorted set of VIDs (the reference's rules).
+fn trunk_vids(trunk: &[VlanTrunk]) -> Result<Vec<u16>, CniError> {
+    let mut set = std::collections::BTreeSet::new();
+    for t in trunk {
+        match (t.min_id, t.max_id) {
+            (Some(lo), Some(hi)) => {
+                let (lo, hi) = (vid(lo, "minID")?, vid(hi, "maxID")?);
+                if hi < lo {
+                    return Err(CniError::config(
+                        "vlanTrunk: minID is greater than maxID in trunk parameter",
+                    ));
+                }
+                set.extend(lo..=hi);
+            }
+            (None, Some(_)) => return Err(CniError::config(
+                "vlanTrunk: minID and maxID should be configured simultaneously, minID is missing",
+            )),
+            (Some(_), None) => return Err(CniError::config(
+                "vlanTrunk: minID and maxID should be configured simultaneously, maxID is missing",
+            )),
+            (None, None) => {}
+        }
+        if let Some(id) = t.id {
+            set.insert(vid(id, "id")?);
+        }
+    }
+    Ok(set.into_iter().collect())
+}
+
+fn settings(req: &Request) -> Result<Settings, CniError> {
+    let common = req.net_conf()?;
+    let mut conf: BridgeConf = req.decode()?;
+    if conf.is_default_gw {
+        conf.is_gw = true;
+    }
+    let name = conf.bridge.clone().unwrap_or_else(|| "cni0".to_string());
+    crate::cni::env::validate_ifname(&name)
+        .map_err(|e| CniError::config(format!("bridge: {:?}: {}", name, e.msg)))?;
+    if !(0..=4094).contains(&conf.vlan) {
+        return Err(CniError::config(format!(
+            "vlan: invalid VLAN ID {} (must be between 0 and 4094)",
+            conf.vlan
+        )));
+    }
+    let trunk = trunk_vids(conf.vlan_trunk.as_deref().unwrap_or_default())?;
+    if conf.vlan > 0 && !trunk.is_empty() {
+        return Err(CniError::config(
+            "vlan, vlanTrunk: cannot set vlan and vlanTrunk at the same time",
+        ));
+    }
+    if conf.hairpin && conf.promisc {
+        return Err(CniError::config("hairpinMode, promiscMode: cannot set hairpin mode and promiscuous mode at the same time"));
+    }
+    let ipam = common.ipam_type()?.to_string();
+    if conf.disable_container_iface && !ipam.is_empty() {
+        return Err(CniError::config(
+            "disableContainerInterface: cannot use IPAM when the container interface is disabled",
+        ));
+    }
+    if conf.is_gw && conf.vlan > 0 && name.len() + 1 + conf.vlan.to_string().len() > 15 {
+        return Err(CniError::config(format!(
+            "bridge, vlan: the gateway interface name \"{name}.{}\" is longer than 15 characters",
+            conf.vlan
+        )));
+    }
+    if !ipam.is_empty() {
+        masq::validate_backend(conf.ip_masq_backend.as_deref())?;
+    }
+    // MAC precedence, last wins: CNI_ARGS MAC= < args.cni.mac < runtimeConfig.mac.
+    let mut mac_src = CniArgs::parse(&req.args, &["MAC"])?
+        .get("MAC")
+        .map(|m| ("CNI_ARGS MAC", m.to_string()));
+    if !conf.args.cni.mac.is_empty() {
+        mac_src = Some(("args.cni.mac", conf.args.cni.mac.clone()));
+    }
+    if !conf.runtime_config.mac.is_empty() {
+        mac_src = Some(("runtimeConfig.mac", conf.runtime_config.mac.clone()));
+    }
+    let mac = match mac_src {
+        None => None,
+        Some((what, m)) => Some(
+            veth::parse_mac(&m)
+                .ok_or_else(|| CniError::config(format!("{what}: invalid MAC address {m:?}")))?,
+        ),
+    };
+    let vlans = VlanPlan {
+        access: conf.vlan as u16,
+        trunk,
+        preserve_default: conf.preserve_default_vlan,
+    };
+    Ok(Settings {
+        conf,
+        name,
+        vlans,
+        mac,
+        ipam,
+    })
+}
+
+fn add(req: &Request) -> Result<CniResult, CniError> {
+    let s = settings(req)?;
+    let common = req.net_conf()?;
+    let ns = NetNs::open(&req.netns)?;
+    let cont_nl = ns.netlink()?;
+    let host_nl = Netlink::route()?;
+    if cont_nl.link_by_name(&req.ifname)?.is_some() {
+        return Err(CniError::internal(format!(
+            "container veth name provided ({}) already exists",
+            req.ifname
+        )));
+    }
+
+    let bridge = br::ensure(
+        &host_nl,
+        &s.name,
+        s.conf.mtu,
+        s.conf.promisc,
+        !s.vlans.is_empty(),
+    )?;
+    let mut undo = Undo::new();
+    let pair = veth::create(
+        &host_nl,
+        &ns,
+        &cont_nl,
+        &req.ifname,
+        &VethOptions {
+            mtu: s.conf.mtu,
+            container_mac: s.mac,
+        },
+    )?;
+    let host = &host_nl;
+    let host_index = pair.host.index;
+    undo.push(move || {
+        let _ = host.link_del(host_index);
+    });
+    br::enslave(
+        &host_nl,
+        &pair.host,
+        &bridge,
+        s.conf.hairpin,
+        s.conf.port_isolation,
+        &s.vlans,
+    )?;
+
+    let mut result = CniResult {
+        cni_version: req.version.clone(),
+        interfaces: vec![
+            Interface {
+                name: bridge.name.clone(),
+                mac: bridge.mac_string(),
+                ..Default::default()
+            },
+            Interface {
+                name: pair.host.name.clone(),
+                mac: pair.host.mac_string(),
+                ..Default::default()
+            },
+            Interface {
+                name: pair.container.name.clone(),
+                mac: pair.container.mac_string(),
+                sandbox: req.netns.clone(),
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+
+    if s.conf.macspoofchk {
+        let (id, ifname) = (req.container_id.clone(), req.ifname.clone());
+        undo.push(move || {
+            let _ = spoofchk::teardown(&id, &ifname);
+        });
+        spoofchk::setup(
+            &pair.host.name,
+            &pair.container.mac_string(),
+            &req.container_id,
+            &req.ifname,
+        )?;
+    }
+
+    let alloc = if s.ipam.is_empty() {
+        if !s.conf.disable_container_iface {
+            cont_nl.link_set_up(pair.container.index, true)?;
+        }
+        None
+    } else {
+        let alloc = ipam::Allocation::new(req, &s.ipam)?;
+        fault::point("bridge:after-ipam")?;
+        configure_l3(
+            req,
+            &s,
+            &ns,
+            &cont_nl,
+            &host_nl,
+            &bridge,
+            &pair.container,
+            &alloc.result,
+            &mut result,
+            &mut undo,
+        )?;
+        Some(alloc)
+    };
+
+    if !s.conf.disable_container_iface {
+        let up = br::wait_oper_up(&host_nl, pair.host.index)?;
+        result.interfaces[1].mac = up.mac_string();
+    }
+    // The bridge MAC can change as ports join until it is pinned.
+    if let Some(b) = host_nl.link_by_index(bridge.index)? {
+        result.interfaces[0].mac = b.mac_string();
+    }
+    fault::point("bridge:before-result")?;
+    if let Some(dns) = common.dns_override() {
+        result.dns = dns;
+    }
+    undo.commit();
+    if let Some(a) = alloc {
+        a.keep();
+    }
+    Ok(result)
+}
+
+/// The L3 part of ADD: addresses and routes in the container, gateways on
+/// the bridge (or its VLAN interface), forwarding and masquerade.
+#[allow(clippy::too_many_arguments)]
+fn configure_l3<'a>(
+    req: &'a Request,
+    s: &Settings,
+    ns: &NetNs,
+    cont_nl: &Netlink,
+    host_nl: &'a Netlink,
+    bridge: &crate::netlink::link::Link,
+    container: &crate::netlink::link::Link,
+    ipam_result: &CniResult,
+    result: &mut CniResult,
+    undo: &mut Undo<'a>,
+) -> Result<(), CniError> {
+    result.ips = ipam_result.ips.clone();
+    result.routes = ipam_result.routes.clone();
+    result.dns = ipam_result.dns.clone();
+    if result.ips.is_empty() {
+        return Err(CniError::internal("IPAM plugin returned missing IP config"));
+    }
+    let gateways = calc_gateways(result, s.conf.is_gw, s.conf.is_default_gw);
+
+    let mut sysctls = Vec::new();
+    let ifname = &req.ifname;
+    if s.conf.enabledad {
+        sysctls.push((
+            sysctl::iface_path("ipv6", ifname, "enhanced_dad"),
+            "1".to_string(),
+        ));
+        sysctls.push((
+            sysctl::iface_path("ipv6", ifname, "accept_dad"),
+            "1".to_string(),
+        ));
+    } else {
+        sysctls.push((
+            sysctl::iface_path("ipv6", ifname, "accept_dad"),
+            "0".to_string(),
+        ));
+    }
+    sysctls.push((
+        sysctl::iface_path("ipv4", ifname, "arp_notify"),
+        "1".to_string(),
+    ));
+    // accept_dad=0 (unless enabledad) already turns DAD off, as in the
+    // reference, so addresses carry no nodad flag and `ip addr` reads the same.
+    let opts = ConfigureOptions {
+        nodad: false,
+        noprefixroute: false,
+        keep_down: false,
+        sysctls,
+    };
+    iface::configure(ns, cont_nl, container, result, &opts, &[])?;
+
+    if s.conf.is_gw && !gateways.is_empty() {
+        let target = if s.conf.vlan > 0 {
+            let vlan_if = vlan_gateway_iface(host_nl, bridge, s)?;
+            result.interfaces.push(Interface {
+                name: vlan_if.name.clone(),
+                mac: vlan_if.mac_string(),
+                ..Default::default()
+            });
+            vlan_if
+        } else {
+            bridge.clone()
+        };
+        for gw in &gateways {
+            br::ensure_gateway(host_nl, &target, *gw, s.conf.force_address)?;
+        }
+        let v4 = gateways.iter().any(|g| g.addr().is_ipv4());
+        let v6 = gateways.iter().any(|g| !g.addr().is_ipv4());
+        sysctl::enable_forwarding(v4, v6)
+            .map_err(|e| CniError::internal(format!("failed to enable forwarding: {e}")))?;
+    }
+
+    if s.conf.ip_masq {
+        let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
+        let (name, ifname, id) = (
+            req.name().to_string(),
+            req.ifname.clone(),
+            req.container_id.clone(),
+        );
+        undo.push(move || {
+            let _ = masq::teardown(&[], &name, &ifname, &id);
+        });
+        masq::setup(
+            s.conf.ip_masq_backend.as_deref(),
+            &ips,
+            req.name(),
+            &req.ifname,
+            &req.container_id,
+        )?;
+    }
+    Ok(())
+}
+
+/// The reference's `calcGateways`: IPs point at the container interface
+/// (index 2); with isGateway a missing gateway becomes network+1; with
+/// isDefaultGateway each family gets a default route unless IPAM gave one
+/// with a gateway. Returns the gateway addresses for the bridge.
+fn calc_gateways(result: &mut CniResult, is_gw: bool, is_default_gw: bool) -> Vec<IpNet> {
+    let mut gws = Vec::new();
+    let mut default_found = [false, false];
+    for i in 0..result.ips.len() {
+        let ip = &mut result.ips[i];
+        ip.interface = Some(2);
+        if ip.gateway.is_none() && is_gw {
+            ip.gateway = Some(next_ip(ip.address.network()));
+        }
+        let fam = if ip.is_v4() { 0 } else { 1 };
+        let gw = ip.gateway;
+        let addr = ip.address;
+        if is_default_gw && !default_found[fam] {
+            let default: IpNet = if fam == 0 {
+                "0.0.0.0/0".parse().unwrap_or_default()
+            } else {
+                "::/0".parse().unwrap_or_default()
+            };
+            if !result
+                .routes
+                .iter()
+                .any(|r| r.gw.is_some() && r.dst == default)
+            {
+                result.routes.push(ResultRoute::new(default, gw));
+            }
+            default_found[fam] = true;
+        }
+        if is_gw {
+            if let Some(g) = gw {
+                if let Ok(n) = IpNet::new(g, addr.prefix_len()) {
+                    gws.push(n);
+                }
+            }
+        }
+    }
+    gws
+}
+
+fn next_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(a) => IpAddr::from(u32::from(a).wrapping_add(1).to_be_bytes()),
+        IpAddr::V6(a) => IpAddr::from(u128::from(a).wrapping_add(1).to_be_bytes()),
+    }
+}
+
+/// `<bridge>.<vlan>`: a host-side veth whose peer is a port of the bridge in
+/// the VLAN, carrying the gateway address for that VLAN.
+fn vlan_gateway_iface(
+    nl: &Netlink,
+    bridge: &crate::netlink::link::Link,
+    s: &Settings,
+) -> Result<crate::netlink::link::Link, CniError> {
+    let name = format!("{}.{}", bridge.name, s.conf.vlan);
+    if let Some(l) = nl.link_by_name(&name)? {
+        return Ok(l);
+    }
+    let host_ns = NetNs::current()?;
+    let pair = match veth::create(
+        nl,
+        &host_ns,
+        nl,
+        &name,
+        &VethOptions {
+            mtu: bridge.mtu,
+            container_mac: None,
+        },
+    ) {
+        Ok(p) => p,
+        // A concurrent ADD made it first.
+        Err(_) if nl.link_by_name(&name)?.is_some() => {
+            return nl
+                .link_by_name(&name)?
+                .ok_or_else(|| CniError::internal("vanished"))
+        }
+        Err(e) => return Err(e),
+    };
+    let plan = VlanPlan {
+        access: s.conf.vlan as u16,
+        trunk: vec![],
+        preserve_default: s.conf.preserve_default_vlan,
+    };
+    br::enslave(nl, &pair.host, bridge, false, false, &plan)?;
+    nl.link_set_up(pair.container.index, true)?;
+    Ok(pair.container)
+}
+
+fn del(req: &Request) -> Result<(), CniError> {
+    let s = settings(req)?;
+    let mut errors = Vec::new();
+    if !req.netns.is_empty() {
+        match NetNs::open(&req.netns) {
+            Ok(ns) => {
+                let nl = ns.netlink()?;
+                if let Some(link) = nl.link_by_name(&req.ifname)? {
+                    if let Err(e) = nl.link_del(link.index) {
+                        errors.push(CniError::from(e));
+                    }
+                }
+            }
+            Err(e) if e.is_not_exist() => {}
+            Err(e) => errors.push(e.into()),
+        }
+    }
+    // IPAM after the link (as the reference), and the firewall state even
+    // when the netns or link is already gone (the reference leaks it).
+    if !s.ipam.is_empty() {
+        if let Err(e) = ipam::del(req, &s.ipam) {
+            errors.push(e);
+        }
+    }
+    if s.conf.macspoofchk {
+        if let Err(e) = spoofchk::teardown(&req.container_id, &req.ifname) {
+            errors.push(e);
+        }
+    }
+    if !s.ipam.is_empty() && s.conf.ip_masq {
+        if let Err(e) = masq::teardown(&[], req.name(), &req.ifname, &req.container_id) {
+            errors.push(e);
+        }
+    }
+    first_error(errors)
+}
+
+fn first_error(mut errors: Vec<CniError>) -> Result<(), CniError> {
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => Err(CniError::internal(
+            errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )),
+    }
+}
+
+fn check(req: &Request) -> Result<(), CniError> {
+    let s = settings(req)?;
+    let common = req.net_conf()?;
+    let ns = NetNs::open(&req.netns)?;
+    // An L2 bridge has no IPAM to check (the reference fails it with "no
+    // plugin name provided").
+    if !s.ipam.is_empty() {
+        ipam::check(req, &s.ipam)?;
+    }
+    let prev = check::prev_result(req, &common, "bridge")?;
+    let host_nl = Netlink::route()?;
+
+    let br_if = prev
+        .interfaces
+        .iter()
+        .find(|i| i.name == s.name)
+        .ok_or_else(|| {
+            CniError::internal(format!(
+                "CNI created bridge {} in host namespace was not found",
+                s.name
+            ))
+        })?;
+    if !br_if.sandbox.is_empty() {
+        return Err(CniError::internal(format!(
+            "Interface {} should not be in sandbox",
+            br_if.name
+        )));
+    }
+    let bridge = check::link(&host_nl, br_if, Some("bridge"))?;
+    if bridge.is_promisc() != s.conf.promisc {
+        return Err(CniError::internal(format!(
+            "Bridge interface {} configured Promisc Mode {} doesn't match current state: {}",
+            bridge.name,
+            s.conf.promisc,
+            bridge.is_promisc()
+        )));
+    }
+
+    let (idx, cont_if) = check::container_iface(&prev, &req.ifname, &req.netns)?;
+    let cont_nl = ns.netlink()?;
+    let cont = check::link(&cont_nl, cont_if, Some("veth"))?;
+
+    // The host end: a veth in the result whose peer is the container end
+    // and whose master is the bridge.
+    let host_ok = prev.interfaces.iter().filter(|i| i.name != s.name && i.sandbox.is_empty()).any(|i| {
+        matches!(host_nl.link_by_name(&i.name), Ok(Some(l)) if l.kind == "veth" && l.index == cont.link && l.master == bridge.index)
+    });
+    if !host_ok {
+        return Err(CniError::internal(format!(
+            "CNI veth created for bridge {} was not found",
+            s.name
+        )));
+    }
+    let ips: Vec<_> = prev
+        .ips
+        .iter()
+        .filter(|ip| ip.interface.map(|i| i as usize) == Some(idx))
+        .collect();
+    check::addresses(&cont_nl, &cont, &ips)?;
+    check::routes(&cont_nl, &prev.routes)
+}
+
+fn status(req: &Request) -> Result<(), CniError> {
+    let s = settings(req)?;
+    if s.ipam.is_empty() {
+        return Ok(());
+    }
+    ipam::status(req, &s.ipam)
+}
+
+fn gc(req: &Request) -> Result<(), CniError> {
+    let s = settings(req)?;
+    let mut errors = Vec::new();
+    if !s.ipam.is_empty() {
+        if let Err(e) = ipam::gc(req, &s.ipam) {
+            errors.push(e);
+        }
+    }
+    if let Some(valid) = valid_attachments(&req.config)? {
+        if !s.ipam.is_empty() && s.conf.ip_masq {
+            if let Err(e) = masq::gc(req.name(), &valid) {
+                errors.push(e);
+            }
+        }
+        if s.conf.macspoofchk {
+            if let Err(e) = spoofchk::gc(&s.name, &valid) {
+                errors.push(e);
+            }
+        }
+    }
+    first_error(errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trunk_parsing_follows_the_reference() {
+        let t = |v: serde_json::Value| -> Result<Vec<u16>, CniError> {
+            let list: Vec<VlanTrunk> =
+                crate::cni::json::from_slice(v.to_string().as_bytes()).unwrap();
+            trunk_vids(&list)
+        };
+        assert_eq!(
+            t(serde_json::json!([{"id": 5}, {"minID": 3, "maxID": 6}])).unwrap(),
+            vec![3, 4, 5, 6]
+        );
+        assert!(t(serde_json::json!([{"minID": 7, "maxID": 6}]))
+            .unwrap_err()
+            .msg
+            .contains("greater"));
+        assert!(t(serde_json::json!([{"maxID": 6}]))
+            .unwrap_err()
+            .msg
+            .contains("minID is missing"));
+        assert!(t(serde_json::json!([{"id": 4095}])).is_err());
+        assert!(t(serde_json::json!([{"id": 0}])).is_err());
+    }
+
+    #[test]
+    fn gateways_default_routes_and_interface_index() {
+        let mut r = CniResult::parse_any(
+            br#"{"cniVersion":"1.0.0","ips":[{"address":"10.1.0.5/24"},{"address":"fd00::5/64","gateway":"fd00::9"}],
+                "routes":[{"dst":"::/0","gw":"fd00::1"}]}"#,
+            "1.0.0",
+        )
+        .unwrap();
+        let gws = calc_gateways(&mut r, true, true);
+        assert_eq!(
+            gws.iter().map(|g| g.to_string()).collect::<Vec<_>>(),
+            vec!["10.1.0.1/24", "fd00::9/64"]
+        );
+        assert_eq!(r.ips[0].gateway.unwrap().to_string(), "10.1.0.1");
+        assert!(r.ips.iter().all(|ip| ip.interface == Some(2)));
+        // v4 default added; v6 default already present with a gateway.
+        assert_eq!(r.routes.len(), 2);
+        assert_eq!(r.routes[1].dst.to_string(), "0.0.0.0/0");
+    }
+}
