@@ -9,7 +9,10 @@ pub mod attr;
 pub mod consts;
 pub mod link;
 pub mod neigh;
+pub mod nftables;
 pub mod route;
 pub mod socket;
+#[cfg(test)]
+pub mod testns;
 
 pub use socket::{Netlink, NlError};

@@ -41,7 +41,12 @@ pub fn setup(
 /// Remove the attachment's masquerade rules in every backend, found by name
 /// and comment, never by looking at the interface (which may be gone).
 /// `ips` may be empty.
-pub fn teardown(_ips: &[IpNet], _network: &str, _ifname: &str, _container_id: &str) -> Result<(), CniError> {
+pub fn teardown(
+    _ips: &[IpNet],
+    _network: &str,
+    _ifname: &str,
+    _container_id: &str,
+) -> Result<(), CniError> {
     Ok(())
 }
 
