@@ -4,6 +4,7 @@
 
 pub mod masq;
 pub mod netns;
+pub mod spoofchk;
 pub mod sysctl;
 
 use crate::cni::CniError;

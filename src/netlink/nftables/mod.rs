@@ -10,7 +10,6 @@ pub mod consts;
 pub mod expr;
 
 use self::consts::*;
-#[allow(unused_imports)] // the public vocabulary of this module
 pub use self::expr::{AddrField, CmpOp, Expr, Verdict};
 use super::attr::{Attrs, Msg};
 use super::consts::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL};

@@ -1,0 +1,268 @@
+//! Kernel tests of the nf_tables masquerade backend, in throwaway netns.
+
+use super::*;
+use crate::netlink::testns::TestNs;
+use crate::steps::netns::NetNs;
+use std::sync::Barrier;
+
+const FIXTURE_COMMENT: &str =
+    "94e950eda4a870e6-9e3ad078d934914f, net: fixture, if: eth0, id: fixture0001";
+
+fn fixture_dir() -> Option<std::path::PathBuf> {
+    [
+        std::path::PathBuf::from("/work/shared/reference/fixtures"),
+        std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/reference/fixtures"
+        )),
+    ]
+    .into_iter()
+    .find(|p| p.join("goref-head-ptp-nftmasq.nft").exists())
+}
+
+fn ip(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+fn in_ns<T: Send>(ns: &TestNs, f: impl FnOnce(&Netlink) -> T + Send) -> T {
+    NetNs::open(&ns.path())
+        .unwrap()
+        .run(|| {
+            let nl = Netlink::netfilter().unwrap();
+            f(&nl)
+        })
+        .unwrap()
+}
+
+fn masq_rules(nl: &Netlink) -> Vec<Rule> {
+    nf::list_rules(nl, NFPROTO_INET, TABLE, Some(MASQ_CHAIN)).unwrap()
+}
+
+/// Table and both chains there, postrouting with exactly its 3 rules.
+fn assert_base_intact(nl: &Netlink) {
+    let t = nf::get_table(nl, NFPROTO_INET, TABLE)
+        .unwrap()
+        .expect("table");
+    assert_eq!(t.comment.as_deref(), Some(TABLE_COMMENT.as_bytes()));
+    let names: Vec<String> = nf::list_chains(nl, NFPROTO_INET, TABLE)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, [MASQ_CHAIN, POSTROUTING]);
+    let pr = nf::list_rules(nl, NFPROTO_INET, TABLE, Some(POSTROUTING)).unwrap();
+    assert_eq!(pr.len(), 3, "{pr:?}");
+    for (g, w) in pr.iter().zip(base_rules()) {
+        assert!(g.same_as(&w), "{g:?}");
+    }
+}
+
+#[test]
+fn comment_is_gos() {
+    assert_eq!(
+        comment("fixture", "eth0", "fixture0001"),
+        FIXTURE_COMMENT.as_bytes()
+    );
+    assert_eq!(
+        instance_hash("fixture", "eth0", "fixture0001"),
+        "94e950eda4a870e6-9e3ad078d934914f"
+    );
+    let long = "x".repeat(300);
+    let c = comment("n\"et", "eth0", &long);
+    assert_eq!(c.len(), COMMENT_MAX);
+    assert!(String::from_utf8_lossy(&c).contains(", net: net, if: eth0, id: xxx"));
+    // Go cuts bytes, even inside a multi-byte character.
+    let c = comment("n", "eth0", &"é".repeat(100));
+    assert_eq!(c.len(), COMMENT_MAX);
+}
+
+#[test]
+fn kernel_setup_lists_like_the_go_fixture() {
+    let Some(ns) = TestNs::new("masqadd") else {
+        return;
+    };
+    in_ns(&ns, |nl| {
+        setup_with(nl, &[ip("10.99.0.2/24")], "fixture", "eth0", "fixture0001").unwrap();
+        assert_base_intact(nl);
+    });
+    let (Some(dir), true) = (fixture_dir(), TestNs::have_nft()) else {
+        eprintln!("no fixture or no nft: skipping the listing comparison");
+        return;
+    };
+    let text = ns.ok(&["nft", "list", "table", "inet", TABLE]);
+    let want = std::fs::read_to_string(dir.join("goref-head-ptp-nftmasq.nft")).unwrap();
+    assert_eq!(text, want);
+
+    // JSON too, apart from handles and nft's metainfo.
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.remove("handle");
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => {
+                a.retain(|e| e.get("metainfo").is_none());
+                a.iter_mut().for_each(strip);
+            }
+            _ => {}
+        }
+    }
+    let mut ours: serde_json::Value =
+        serde_json::from_str(&ns.ok(&["nft", "-j", "list", "table", "inet", TABLE])).unwrap();
+    let mut go: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("goref-head-ptp-nftmasq.json")).unwrap(),
+    )
+    .unwrap();
+    strip(&mut ours);
+    strip(&mut go);
+    assert_eq!(ours, go);
+}
+
+fn plant_fixture() -> Option<TestNs> {
+    let dir = fixture_dir()?;
+    if !TestNs::have_nft() {
+        eprintln!("no nft: cannot plant the Go fixture");
+        return None;
+    }
+    let ns = TestNs::new("masqgo")?;
+    let f = dir.join("goref-head-ptp-nftmasq.nft");
+    ns.ok(&["nft", "-f", f.to_str().unwrap()]);
+    Some(ns)
+}
+
+#[test]
+fn kernel_teardown_removes_the_go_rule_and_keeps_table_and_chains() {
+    let Some(ns) = plant_fixture() else {
+        return;
+    };
+    in_ns(&ns, |nl| {
+        assert_eq!(masq_rules(nl).len(), 1);
+        // Another attachment's rule must survive.
+        setup_with(nl, &[ip("10.99.0.3/24")], "fixture", "eth0", "other").unwrap();
+        teardown_with(nl, "fixture", "eth0", "fixture0001").unwrap();
+        let left = masq_rules(nl);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].comment, Some(comment("fixture", "eth0", "other")));
+        assert_base_intact(nl);
+        // Again: nothing to do, no error.
+        teardown_with(nl, "fixture", "eth0", "fixture0001").unwrap();
+    });
+}
+
+#[test]
+fn kernel_gc_removes_only_invalid_attachments_of_the_network() {
+    let Some(ns) = plant_fixture() else {
+        return;
+    };
+    in_ns(&ns, |nl| {
+        setup_with(nl, &[ip("10.98.0.2/24")], "othernet", "eth0", "fixture0001").unwrap();
+        let valid = [Attachment {
+            container_id: "fixture0001".into(),
+            ifname: "eth0".into(),
+        }];
+        gc_with(nl, "fixture", &valid).unwrap();
+        assert_eq!(masq_rules(nl).len(), 2, "valid attachment kept");
+        gc_with(nl, "fixture", &[]).unwrap();
+        let left = masq_rules(nl);
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert_eq!(
+            left[0].comment,
+            Some(comment("othernet", "eth0", "fixture0001"))
+        );
+        assert_base_intact(nl);
+    });
+}
+
+#[test]
+fn kernel_setup_is_idempotent_dual_stack_and_repairs_postrouting() {
+    let Some(ns) = TestNs::new("masqidem") else {
+        return;
+    };
+    in_ns(&ns, |nl| {
+        let ips = [ip("10.99.0.2/24"), ip("fd99::2/64")];
+        setup_with(nl, &ips, "net", "eth0", "c1").unwrap();
+        setup_with(nl, &ips, "net", "eth0", "c1").unwrap();
+        let rules = masq_rules(nl);
+        assert_eq!(rules.len(), 2);
+        assert!(rules[0].same_as(&masq_rule(&ips[0], &comment("net", "eth0", "c1"))));
+        assert!(rules[1].same_as(&masq_rule(&ips[1], &comment("net", "eth0", "c1"))));
+        // A re-ADD with other addresses replaces the attachment's rules.
+        setup_with(nl, &[ip("10.99.0.9/24")], "net", "eth0", "c1").unwrap();
+        assert_eq!(masq_rules(nl).len(), 1);
+
+        // Someone flushed postrouting (or left junk in it): the next ADD
+        // restores exactly the 3 base rules, keeping the masq rules.
+        let mut b = Batch::new(nl, None);
+        b.flush_chain(NFPROTO_INET, TABLE, POSTROUTING);
+        b.add_rule(&Rule::new(
+            NFPROTO_INET,
+            TABLE,
+            POSTROUTING,
+            vec![Expr::Counter],
+        ));
+        b.commit(nl, "mess up").unwrap();
+        setup_with(nl, &[ip("10.99.0.3/24")], "net", "eth0", "c2").unwrap();
+        assert_base_intact(nl);
+        assert_eq!(masq_rules(nl).len(), 2);
+
+        teardown_with(nl, "net", "eth0", "c1").unwrap();
+        teardown_with(nl, "net", "eth0", "c2").unwrap();
+        assert!(masq_rules(nl).is_empty());
+        assert_base_intact(nl);
+    });
+}
+
+#[test]
+fn kernel_32_parallel_setups_and_teardowns_lose_nothing() {
+    let Some(ns) = TestNs::new("masqpar") else {
+        return;
+    };
+    const N: usize = 32;
+    let netns = NetNs::open(&ns.path()).unwrap();
+    netns
+        .run(|| {
+            // Threads spawned here inherit the namespace; each opens its own
+            // socket. The table does not exist yet: every first ADD races.
+            let barrier = Barrier::new(N);
+            std::thread::scope(|s| {
+                for i in 0..N {
+                    let barrier = &barrier;
+                    s.spawn(move || {
+                        let nl = Netlink::netfilter().unwrap();
+                        barrier.wait();
+                        let addr = ip(&format!("10.77.{}.{}/16", i / 200, 2 + i % 200));
+                        setup_with(&nl, &[addr], "par", "eth0", &format!("ctr{i:03}")).unwrap();
+                    });
+                }
+            });
+            let nl = Netlink::netfilter().unwrap();
+            let rules = masq_rules(&nl);
+            assert_eq!(rules.len(), N);
+            for i in 0..N {
+                let c = comment("par", "eth0", &format!("ctr{i:03}"));
+                assert_eq!(
+                    rules
+                        .iter()
+                        .filter(|r| r.comment.as_ref() == Some(&c))
+                        .count(),
+                    1,
+                    "ctr{i:03}"
+                );
+            }
+            assert_base_intact(&nl);
+
+            std::thread::scope(|s| {
+                for i in 0..N {
+                    let barrier = &barrier;
+                    s.spawn(move || {
+                        let nl = Netlink::netfilter().unwrap();
+                        barrier.wait();
+                        teardown_with(&nl, "par", "eth0", &format!("ctr{i:03}")).unwrap();
+                    });
+                }
+            });
+            assert!(masq_rules(&nl).is_empty());
+            assert_base_intact(&nl);
+        })
+        .unwrap();
+}
