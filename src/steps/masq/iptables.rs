@@ -332,3 +332,67 @@ mod tests {
         assert_eq!(split_args("\"unterminated"), ["unterminated"]);
     }
 }
+
+#[cfg(test)]
+mod kernel_tests {
+    use super::*;
+    use crate::netlink::testns::TestNs;
+    use crate::steps::netns::NetNs;
+
+    #[test]
+    fn kernel_iptables_backend_setup_and_teardown_without_ips() {
+        if find("iptables").is_none() || find("ip6tables").is_none() {
+            eprintln!("skipping: no iptables/ip6tables binary");
+            return;
+        }
+        let Some(ns) = TestNs::new("ipt") else {
+            return;
+        };
+        let run_in = |f: &(dyn Fn() -> Result<(), CniError> + Sync)| {
+            NetNs::open(&ns.path()).unwrap().run(f).unwrap().unwrap()
+        };
+        let ips: Vec<IpNet> = vec![
+            "10.99.0.2/24".parse().unwrap(),
+            "fd99::2/64".parse().unwrap(),
+        ];
+        run_in(&|| setup(&ips, "fixture", "fixture0001"));
+        run_in(&|| setup(&ips, "fixture", "fixture0001")); // unique: no duplicates
+        let chain = chain_name("fixture", "fixture0001");
+        let v4 = ns.ok(&["iptables", "-t", "nat", "-S"]);
+        let c = r#"--comment "name: \"fixture\" id: \"fixture0001\"""#;
+        assert_eq!(v4.matches(&format!("-N {chain}")).count(), 1, "{v4}");
+        assert!(
+            v4.contains(&format!(
+                "-A POSTROUTING -s 10.99.0.2/32 -m comment {c} -j {chain}"
+            )),
+            "{v4}"
+        );
+        assert!(
+            v4.contains(&format!(
+                "-A {chain} -d 10.99.0.0/24 -m comment {c} -j ACCEPT"
+            )),
+            "{v4}"
+        );
+        assert!(
+            v4.contains(&format!(
+                "-A {chain} ! -d 224.0.0.0/4 -m comment {c} -j MASQUERADE"
+            )),
+            "{v4}"
+        );
+        assert_eq!(v4.matches("-j MASQUERADE").count(), 1);
+        let v6 = ns.ok(&["ip6tables", "-t", "nat", "-S"]);
+        assert!(
+            v6.contains(&format!(
+                "-A {chain} ! -d ff00::/8 -m comment {c} -j MASQUERADE"
+            )),
+            "{v6}"
+        );
+
+        // DEL without addresses (netns gone) still removes everything.
+        run_in(&|| teardown(&[], "fixture", "fixture0001"));
+        let v4 = ns.ok(&["iptables", "-t", "nat", "-S"]);
+        let v6 = ns.ok(&["ip6tables", "-t", "nat", "-S"]);
+        assert!(!v4.contains(&chain) && !v6.contains(&chain), "{v4}{v6}");
+        run_in(&|| teardown(&[], "fixture", "fixture0001"));
+    }
+}

@@ -266,3 +266,126 @@ fn kernel_32_parallel_setups_and_teardowns_lose_nothing() {
         })
         .unwrap();
 }
+
+/// Host netns H between a container netns C (10.99.0.2/24 behind h0) and an
+/// "outside" netns O (192.0.2.2/24 on h1's link, no route back to the
+/// container subnet). Returns (H, C, O).
+fn topology(tag: &str) -> Option<(TestNs, TestNs, TestNs)> {
+    let h = TestNs::new(&format!("{tag}h"))?;
+    let c = TestNs::new(&format!("{tag}c"))?;
+    let o = TestNs::new(&format!("{tag}o"))?;
+    let sh = |args: &[&str]| {
+        let st = std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "ip {args:?}");
+    };
+    sh(&[
+        "link", "add", "h0", "netns", &h.name, "type", "veth", "peer", "name", "c0", "netns",
+        &c.name,
+    ]);
+    sh(&[
+        "link", "add", "h1", "netns", &h.name, "type", "veth", "peer", "name", "o0", "netns",
+        &o.name,
+    ]);
+    for (ns, cmds) in [
+        (
+            &h,
+            &[
+                "ip addr add 10.99.0.1/24 dev h0",
+                "ip addr add 192.0.2.1/24 dev h1",
+                "ip link set h0 up",
+                "ip link set h1 up",
+                "sysctl -qw net.ipv4.ip_forward=1",
+            ][..],
+        ),
+        (
+            &c,
+            &[
+                "ip addr add 10.99.0.2/24 dev c0",
+                "ip link set c0 up",
+                "ip link set lo up",
+                "ip route add default via 10.99.0.1",
+            ][..],
+        ),
+        (
+            &o,
+            &["ip addr add 192.0.2.2/24 dev o0", "ip link set o0 up"][..],
+        ),
+    ] {
+        for cmd in cmds {
+            ns.ok(&cmd.split(' ').collect::<Vec<_>>());
+        }
+    }
+    Some((h, c, o))
+}
+
+/// Send one datagram from a fresh socket in C to O; what source address O
+/// sees, and whether O's answer to that source made it back to C.
+fn probe(c: &TestNs, o: &TestNs) -> (std::net::IpAddr, bool) {
+    use std::net::UdpSocket;
+    use std::time::Duration;
+    let rx = NetNs::open(&o.path())
+        .unwrap()
+        .run(|| UdpSocket::bind("192.0.2.2:5555").unwrap())
+        .unwrap();
+    let tx = NetNs::open(&c.path())
+        .unwrap()
+        .run(|| UdpSocket::bind("0.0.0.0:0").unwrap())
+        .unwrap();
+    rx.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    tx.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    // ARP/neighbour resolution may eat the first datagram: retry a little.
+    let mut from = None;
+    for _ in 0..5 {
+        tx.send_to(b"ping", "192.0.2.2:5555").unwrap();
+        if let Ok((_, f)) = rx.recv_from(&mut buf) {
+            from = Some(f);
+            break;
+        }
+    }
+    let from = from.expect("outside received nothing");
+    let _ = rx.send_to(b"pong", from);
+    let answered = tx.recv_from(&mut buf).is_ok();
+    (from.ip(), answered)
+}
+
+#[test]
+fn kernel_real_masquerade_seen_by_the_receiver() {
+    let Some((h, c, o)) = topology("mq") else {
+        return;
+    };
+    let container: std::net::IpAddr = "10.99.0.2".parse().unwrap();
+    let host_side: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+
+    let (src, answered) = probe(&c, &o);
+    assert_eq!(
+        src, container,
+        "without masquerade the container address leaks"
+    );
+    assert!(
+        !answered,
+        "outside has no route back to the container subnet"
+    );
+
+    in_ns(&h, |nl| {
+        setup_with(nl, &[ip("10.99.0.2/24")], "mq", "eth0", "ctr").unwrap()
+    });
+    let (src, answered) = probe(&c, &o);
+    assert_eq!(src, host_side, "masqueraded to the host-side address");
+    assert!(answered, "the reply is de-NATed back to the container");
+
+    in_ns(&h, |nl| {
+        teardown_with(nl, "mq", "eth0", "ctr").unwrap();
+        assert!(masq_rules(nl).is_empty());
+        assert_base_intact(nl);
+    });
+    let (src, _) = probe(&c, &o);
+    assert_eq!(
+        src, container,
+        "after teardown: no masquerade for new flows"
+    );
+}
