@@ -362,8 +362,7 @@ pub fn gc_with(
             let stale = match link {
                 None => true,
                 Some(l) => {
-                    bridge.is_some_and(|br| l.master == br)
-                        && !valid_refs.contains(&found.ref_id)
+                    bridge.is_some_and(|br| l.master == br) && !valid_refs.contains(&found.ref_id)
                 }
             };
             if stale {

@@ -389,3 +389,129 @@ fn kernel_real_masquerade_seen_by_the_receiver() {
         "after teardown: no masquerade for new flows"
     );
 }
+
+/// Timing for the closing note (run with `-- --ignored --nocapture`):
+/// our setup and teardown transactions vs `nft -f` of the same change.
+#[test]
+#[ignore]
+fn bench_masq_setup_teardown_vs_nft() {
+    use std::time::Instant;
+    let Some(ns) = TestNs::new("masqbench") else {
+        return;
+    };
+    const N: usize = 200;
+    let median = |mut v: Vec<u128>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (first, add, del) = in_ns(&ns, |nl| {
+        let t = Instant::now();
+        setup_with(nl, &[ip("10.99.0.2/24")], "bench", "eth0", "first").unwrap();
+        let first = t.elapsed().as_micros();
+        let (mut add, mut del) = (Vec::new(), Vec::new());
+        for i in 0..N {
+            let id = format!("c{i}");
+            let t = Instant::now();
+            setup_with(nl, &[ip("10.99.0.3/24")], "bench", "eth0", &id).unwrap();
+            add.push(t.elapsed().as_micros());
+            let t = Instant::now();
+            teardown_with(nl, "bench", "eth0", &id).unwrap();
+            del.push(t.elapsed().as_micros());
+        }
+        (first, median(add), median(del))
+    });
+    // Including a fresh socket, as a plugin process pays it.
+    let with_socket = in_ns(&ns, |_| {
+        let mut v = Vec::new();
+        for i in 0..N {
+            let t = Instant::now();
+            setup(&[ip("10.99.0.4/24")], "bench", "eth0", &format!("s{i}")).unwrap();
+            teardown("bench", "eth0", &format!("s{i}")).unwrap();
+            v.push(t.elapsed().as_micros());
+        }
+        median(v)
+    });
+    println!("masq nft-netlink: first ADD (creates table/chains) {first} us");
+    println!("masq nft-netlink: ADD median {add} us, DEL median {del} us (N={N}, 1 IP)");
+    println!(
+        "masq nft-netlink: ADD+DEL with a fresh socket each, median {with_socket} us \
+         (includes the kernel's wait at close after a delete)"
+    );
+    if !TestNs::have_nft() {
+        return;
+    }
+    // What Go's ADD pipes to nft (knftables), and its DEL by handle.
+    let go_add = "add table inet cni_plugins_masquerade { comment \"x\" ; }\n\
+        add chain inet cni_plugins_masquerade masq_checks { comment \"y\" ; }\n\
+        add chain inet cni_plugins_masquerade postrouting { type nat hook postrouting priority 100 ; }\n\
+        flush chain inet cni_plugins_masquerade postrouting\n\
+        add rule inet cni_plugins_masquerade postrouting ip daddr == 224.0.0.0/4 return\n\
+        add rule inet cni_plugins_masquerade postrouting ip6 daddr == ff00::/8 return\n\
+        add rule inet cni_plugins_masquerade postrouting goto masq_checks\n\
+        add rule inet cni_plugins_masquerade masq_checks ip saddr == 10.99.0.5 ip daddr != 10.99.0.0/24 masquerade comment \"nftbench\"\n";
+    let f = std::env::temp_dir().join(format!("{}.nft", ns.name));
+    std::fs::write(&f, go_add).unwrap();
+    let mut v = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        ns.ok(&["nft", "-f", f.to_str().unwrap()]);
+        v.push(t.elapsed().as_micros());
+    }
+    let _ = std::fs::remove_file(&f);
+    // `ip netns exec` alone, to subtract.
+    let mut base = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        ns.ok(&["true"]);
+        base.push(t.elapsed().as_micros());
+    }
+    println!(
+        "nft -f of Go's ADD transaction: median {} us (ip netns exec true alone: {} us)",
+        median(v),
+        median(base)
+    );
+}
+
+#[test]
+#[ignore]
+fn bench_fresh_socket_parts() {
+    use std::time::{Duration, Instant};
+    let Some(ns) = TestNs::new("partbench") else {
+        return;
+    };
+    in_ns(&ns, |nl0| {
+        setup_with(nl0, &[ip("10.99.0.2/24")], "b", "eth0", "first").unwrap();
+        let (mut add, mut del, mut del_wait) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..30 {
+            let id = format!("x{round}");
+            // ADD as a plugin process does it: open, work, close.
+            let t = Instant::now();
+            let nl = Netlink::netfilter().unwrap();
+            setup_with(&nl, &[ip("10.99.0.3/24")], "b", "eth0", &id).unwrap();
+            drop(nl);
+            add.push(t.elapsed().as_micros());
+            // DEL likewise.
+            let t = Instant::now();
+            let nl = Netlink::netfilter().unwrap();
+            teardown_with(&nl, "b", "eth0", &id).unwrap();
+            let work = t.elapsed().as_micros();
+            drop(nl);
+            del.push((t.elapsed().as_micros(), work));
+            // DEL whose socket is closed 50 ms later.
+            setup_with(nl0, &[ip("10.99.0.3/24")], "b", "eth0", &id).unwrap();
+            let nl = Netlink::netfilter().unwrap();
+            teardown_with(&nl, "b", "eth0", &id).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            let t = Instant::now();
+            drop(nl);
+            del_wait.push(t.elapsed().as_micros());
+        }
+        add.sort();
+        del.sort();
+        del_wait.sort();
+        println!(
+            "fresh socket: ADD {} us; DEL {} us of which {} us before close; close 50 ms after a DEL: {} us",
+            add[15], del[15].0, del[15].1, del_wait[15]
+        );
+    });
+}
