@@ -10,6 +10,9 @@
 
 use super::sha512_hex;
 use crate::cni::CniError;
+use crate::netlink::nftables::consts::{NFPROTO_IPV4, NFPROTO_IPV6};
+use crate::netlink::nftables::{self as nf};
+use crate::netlink::Netlink;
 use ipnet::IpNet;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt;
@@ -235,8 +238,14 @@ pub fn split_args(line: &str) -> Vec<String> {
 pub fn teardown(_ips: &[IpNet], network: &str, container_id: &str) -> Result<(), CniError> {
     let chain = chain_name(network, container_id);
     let mut errs = Vec::new();
-    for name in ["iptables", "ip6tables"] {
+    for (name, family) in [("iptables", NFPROTO_IPV4), ("ip6tables", NFPROTO_IPV6)] {
         let Some(bin) = find(name) else { continue };
+        if nft_based(&bin) && !nft_chain_exists(family, &chain) {
+            // iptables-nft keeps its rules in nf_tables: the chain (which
+            // every jump to it needs) is visible over netlink, so an absent
+            // chain spares us running the binary.
+            continue;
+        }
         if let Err(e) = teardown_family(&bin, &chain) {
             errs.push(e.msg);
         }
@@ -245,6 +254,26 @@ pub fn teardown(_ips: &[IpNet], network: &str, container_id: &str) -> Result<(),
         Ok(())
     } else {
         Err(CniError::internal(errs.join("; ")))
+    }
+}
+
+/// Is this iptables the nf_tables flavour (Debian's alternatives point
+/// `iptables` at `xtables-nft-multi` or `iptables-nft`)?
+fn nft_based(bin: &PathBuf) -> bool {
+    std::fs::canonicalize(bin)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().contains("nft")))
+        .unwrap_or(false)
+}
+
+/// Does table `ip|ip6 nat` hold `chain`? On any error: assume it might.
+fn nft_chain_exists(family: u8, chain: &str) -> bool {
+    let Ok(nl) = Netlink::netfilter() else {
+        return true;
+    };
+    match nf::list_chains(&nl, family, "nat") {
+        Ok(chains) => chains.iter().any(|c| c.name == chain),
+        Err(_) => true,
     }
 }
 
