@@ -253,9 +253,12 @@ fn rule_ref(family: u8, table: &str, chain: &str, handle: Option<u64>) -> Vec<u8
 }
 
 /// One nf_tables transaction: BATCH_BEGIN, the operations, BATCH_END, sent
-/// in one datagram. Every operation carries NLM_F_ACK, so the kernel answers
-/// each one (after the commit or the abort); a transaction-level failure
-/// (e.g. a stale generation: ERESTART) comes back on the BEGIN message.
+/// in one datagram. Only the last operation carries NLM_F_ACK: the kernel
+/// reports every failed operation anyway, all answers come in message order
+/// after the commit or abort, so that ACK closes the transaction; a
+/// transaction-level failure (e.g. a stale generation: ERESTART) comes back
+/// on the BEGIN message. One answer per batch also keeps a GC deleting
+/// hundreds of rules from overflowing the socket's receive buffer.
 #[derive(Debug, Clone)]
 pub struct Batch {
     frames: Frames,
@@ -285,7 +288,7 @@ impl Batch {
     }
 
     fn op(&mut self, m: u16, flags: u16, body: &[u8]) -> &mut Self {
-        self.frames.push(msg_type(m), flags, body, true);
+        self.frames.push(msg_type(m), flags, body, false);
         self.ops += 1;
         self
     }
@@ -343,6 +346,9 @@ impl Batch {
 
     /// The finished datagram: the operations closed by BATCH_END.
     pub fn finish(mut self) -> Frames {
+        if self.ops > 0 {
+            self.frames.ack_last();
+        }
         let end = nfgenmsg(NFPROTO_UNSPEC, NFNL_SUBSYS_NFTABLES);
         self.frames.push(NFNL_MSG_BATCH_END, 0, &end, false);
         self.frames

@@ -515,3 +515,39 @@ fn bench_fresh_socket_parts() {
         );
     });
 }
+
+#[test]
+fn kernel_gc_of_hundreds_of_rules_is_one_transaction() {
+    let Some(ns) = TestNs::new("masqbig") else {
+        return;
+    };
+    in_ns(&ns, |nl| {
+        const N: usize = 600;
+        // Plant them in a few big batches rather than 600 setups.
+        setup_with(nl, &[], "big", "eth0", "seed").unwrap();
+        for chunk in 0..(N / 200) {
+            let mut b = Batch::new(nl, None);
+            for i in chunk * 200..(chunk + 1) * 200 {
+                let a = ip(&format!("10.{}.{}.2/24", 100 + i / 250, i % 250));
+                b.add_rule(&masq_rule(&a, &comment("big", "eth0", &format!("c{i}"))));
+            }
+            b.commit(nl, "plant").unwrap();
+        }
+        setup_with(nl, &[ip("10.1.1.2/24")], "keep", "eth0", "c0").unwrap();
+        assert_eq!(masq_rules(nl).len(), N + 1);
+        let valid = [Attachment {
+            container_id: "c7".into(),
+            ifname: "eth0".into(),
+        }];
+        gc_with(nl, "big", &valid).unwrap();
+        let left: Vec<_> = masq_rules(nl)
+            .into_iter()
+            .filter_map(|r| r.comment)
+            .collect();
+        assert_eq!(
+            left,
+            [comment("big", "eth0", "c7"), comment("keep", "eth0", "c0")]
+        );
+        assert_base_intact(nl);
+    });
+}
