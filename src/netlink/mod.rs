@@ -10,7 +10,10 @@ pub mod bridge;
 pub mod consts;
 pub mod link;
 pub mod neigh;
+pub mod nftables;
 pub mod route;
 pub mod socket;
+#[cfg(test)]
+pub mod testns;
 
 pub use socket::{Netlink, NlError};

@@ -299,9 +299,14 @@ impl Netlink {
     }
 
     /// Send several complete netlink messages in ONE datagram (an nf_tables
-    /// batch must arrive whole) and wait for the ACK of every message whose
-    /// sequence number is in `acked`. Returns the first error. `frames` is
-    /// built with [`Frames`].
+    /// batch must arrive whole) and wait for the ACK of every message pushed
+    /// with `ack`. Returns the first error reported for ANY message of the
+    /// frames, acked or not: the kernel (6.18, checked) reports every failed
+    /// message of a batch, answers every NLM_F_ACK message even when the
+    /// batch was aborted (an ACK of 0 then does not mean "applied"), delivers
+    /// all answers in message order after the commit or abort, and reports
+    /// transaction-level failures (e.g. ERESTART for a stale generation) on
+    /// the batch-begin message alone. `frames` is built with [`Frames`].
     pub fn send_batch(&self, what: &str, frames: &Frames) -> Result<(), NlError> {
         let fd = self.handle.as_raw_fd();
         // SAFETY: `fd` is owned by `self.handle`, which outlives this borrow.
@@ -317,6 +322,17 @@ impl Netlink {
         while !pending.is_empty() {
             self.recv_each::<()>(what, |s, _reply, err| {
                 let (code, ack) = err?;
+                if !frames.contains(s) {
+                    return None;
+                }
+                if code != 0 && !pending.contains(&s) {
+                    // An error for a message without NLM_F_ACK: count it.
+                    first_err.get_or_insert(NlError {
+                        errno: Self::errno_of(code),
+                        ext_ack: ack.clone(),
+                        what: what.to_string(),
+                    });
+                }
                 if s == frames.batch_seq && code != 0 {
                     // The whole transaction failed (commit or framing).
                     first_err.get_or_insert(NlError {
@@ -357,6 +373,8 @@ impl Netlink {
                 self.seq.set(s.wrapping_add(10_000));
                 s
             },
+            first_seq: 0,
+            last: None,
         }
     }
 }
@@ -370,6 +388,9 @@ pub struct Frames {
     /// for transaction-level errors.
     pub batch_seq: u32,
     next_seq: u32,
+    /// Sequence number of the first message, and offset of the last one.
+    first_seq: u32,
+    last: Option<usize>,
 }
 
 impl Frames {
@@ -385,6 +406,10 @@ impl Frames {
     /// message carries NLM_F_ACK and `send_batch` waits for its answer.
     pub fn push(&mut self, ty: u16, flags: u16, body: &[u8], ack: bool) -> u32 {
         let seq = self.next_seq;
+        if self.last.is_none() {
+            self.first_seq = seq;
+        }
+        self.last = Some(self.buf.len());
         self.next_seq = self.next_seq.wrapping_add(1);
         let flags = flags | NLM_F_REQUEST | if ack { NLM_F_ACK } else { 0 };
         let len = 16 + body.len();
@@ -399,6 +424,26 @@ impl Frames {
             self.acked.push(seq);
         }
         seq
+    }
+
+    /// Set NLM_F_ACK on the last message pushed (no-op when empty or already
+    /// set): an nf_tables batch needs only its last operation acked, since
+    /// errors of the others are always reported, and before that ACK.
+    pub fn ack_last(&mut self) {
+        let Some(off) = self.last else { return };
+        let seq = self.next_seq.wrapping_sub(1);
+        if self.acked.contains(&seq) {
+            return;
+        }
+        let f = u16::from_ne_bytes([self.buf[off + 6], self.buf[off + 7]]) | NLM_F_ACK;
+        self.buf[off + 6..off + 8].copy_from_slice(&f.to_ne_bytes());
+        self.acked.push(seq);
+    }
+
+    /// Whether `seq` belongs to a message of these frames.
+    pub fn contains(&self, seq: u32) -> bool {
+        let first = self.first_seq;
+        seq.wrapping_sub(first) < self.next_seq.wrapping_sub(first)
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -433,6 +478,23 @@ mod tests {
             &(NLM_F_CREATE | NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes()
         );
         assert_eq!(f.acked_count(), 1);
+        assert!(f.contains(7) && f.contains(8) && !f.contains(9) && !f.contains(6));
+    }
+
+    #[test]
+    fn ack_last_marks_only_the_last_message() {
+        let mut f = Frames::starting_at(u32::MAX);
+        f.ack_last(); // empty: no-op
+        f.push(0x10, 0, &[0; 4], false);
+        f.push(0x0a06, 0, &[0; 4], false);
+        f.ack_last();
+        f.ack_last();
+        assert_eq!(f.acked_count(), 1);
+        let b = f.as_bytes();
+        assert_eq!(&b[6..8], &NLM_F_REQUEST.to_ne_bytes());
+        assert_eq!(&b[26..28], &(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+        // sequence numbers wrap: u32::MAX, then 0
+        assert!(f.contains(u32::MAX) && f.contains(0) && !f.contains(1));
     }
 
     #[test]
