@@ -3,7 +3,7 @@
 
 use crate::cni::skel::{self, Plugin};
 use crate::cni::{Env, Invoker};
-use crate::plugins;
+use crate::{ipam, plugins};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -35,6 +35,12 @@ pub const APPLETS: &[Applet] = &[
         entry: Entry::Plugin(&plugins::bridge::PLUGIN),
     },
     Applet {
+        name: "host-local",
+        summary: "IPAM: addresses from local ranges, reserved on disk",
+        link: true,
+        entry: Entry::Plugin(&ipam::host_local::PLUGIN),
+    },
+    Applet {
         name: "loopback",
         summary: "bring lo up in the container",
         link: true,
@@ -45,6 +51,12 @@ pub const APPLETS: &[Applet] = &[
         summary: "veth pair routed through the host",
         link: true,
         entry: Entry::Plugin(&plugins::ptp::PLUGIN),
+    },
+    Applet {
+        name: "static",
+        summary: "IPAM: fixed addresses from the config",
+        link: true,
+        entry: Entry::Plugin(&ipam::static_ipam::PLUGIN),
     },
 ];
 

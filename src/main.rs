@@ -11,6 +11,7 @@ mod applets;
 // The library layers expose more than the plugins landed so far use.
 #[allow(dead_code)]
 mod cni;
+mod ipam;
 #[allow(dead_code)]
 mod netlink;
 mod plugins;
