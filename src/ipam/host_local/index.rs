@@ -58,6 +58,12 @@ pub struct Index {
     dirty: BTreeSet<usize>,
     /// Every bucket is in memory, built from the reservation files.
     rebuilt: bool,
+    /// Some reservation file could not be read: what is in memory may miss
+    /// an owner, so it is never stamped as trustworthy.
+    incomplete: bool,
+    /// Which buckets have a file, as the stamp records it: a bucket file
+    /// removed (or left over) behind our back is noticed.
+    present: [bool; BUCKETS],
 }
 
 fn bucket_of(id: &str) -> usize {
@@ -81,16 +87,45 @@ fn boot_id() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-fn stamp_text(store: &Store) -> io::Result<String> {
-    let st = store.stamp()?;
-    Ok(stamp_for(&boot_id(), st))
-}
-
-fn stamp_for(boot: &str, st: super::store::DirStamp) -> String {
+/// The stamp's first lines: what the directory must still look like.
+fn stamp_head(boot: &str, st: super::store::DirStamp) -> String {
     format!(
         "{STAMP_MAGIC}\nboot {boot}\ndir {} {} {} {}\n",
         st.dev, st.ino, st.mtime_sec, st.mtime_nsec
     )
+}
+
+fn encode_present(present: &[bool; BUCKETS]) -> String {
+    let mut out = String::with_capacity(BUCKETS / 4);
+    for chunk in present.chunks(4) {
+        let nibble = chunk
+            .iter()
+            .enumerate()
+            .fold(0u8, |acc, (i, p)| acc | ((*p as u8) << i));
+        out.push(char::from_digit(nibble as u32, 16).unwrap_or('0'));
+    }
+    out
+}
+
+fn decode_present(hex: &str) -> Option<[bool; BUCKETS]> {
+    if hex.len() != BUCKETS / 4 {
+        return None;
+    }
+    let mut out = [false; BUCKETS];
+    for (i, c) in hex.chars().enumerate() {
+        let nibble = c.to_digit(16)?;
+        for bit in 0..4 {
+            out[i * 4 + bit] = nibble & (1 << bit) != 0;
+        }
+    }
+    Some(out)
+}
+
+/// The bucket map of a saved stamp, if its head matches the directory now.
+fn check_stamp(saved: &[u8], head: &str) -> Option<[bool; BUCKETS]> {
+    let rest = std::str::from_utf8(saved).ok()?.strip_prefix(head)?;
+    let hex = rest.strip_prefix("buckets ")?.strip_suffix('\n')?;
+    decode_present(hex)
 }
 
 /// Escape an owner for one line: bytes outside `!`..`~` and `%` as `%XX`.
@@ -160,14 +195,20 @@ impl Index {
             buckets: HashMap::new(),
             dirty: BTreeSet::new(),
             rebuilt: false,
+            incomplete: false,
+            present: [false; BUCKETS],
         };
-        let trusted = !store.mutated()
-            && match (store.aux_read(STAMP, 4096), stamp_text(store)) {
-                (Ok(Some(saved)), Ok(now)) => saved == now.as_bytes(),
-                _ => false,
-            };
-        if !trusted {
-            idx.rebuild(store)?;
+        let trusted = if store.mutated() {
+            None
+        } else {
+            match (store.aux_read(STAMP, 4096), store.stamp()) {
+                (Ok(Some(saved)), Ok(st)) => check_stamp(&saved, &stamp_head(&boot_id(), st)),
+                _ => None,
+            }
+        };
+        match trusted {
+            Some(present) => idx.present = present,
+            None => idx.rebuild(store)?,
         }
         Ok(idx)
     }
@@ -175,17 +216,23 @@ impl Index {
     /// Read every reservation file (what the reference does on each call).
     fn rebuild(&mut self, store: &Store) -> io::Result<()> {
         self.buckets.clear();
+        self.incomplete = false;
         for e in store.list()? {
             if !e.is_file || crate::cni::types::parse_ip(&e.name).is_none() {
                 continue;
             }
-            // A file we cannot read owns nothing we could match.
-            if let Ok(Some(owner)) = store.read_owner(&e.name) {
-                let b = bucket_of(split_owner(&owner).0);
-                self.buckets.entry(b).or_default().push(Item {
-                    name: e.name,
-                    owner,
-                });
+            match store.read_owner(&e.name) {
+                Ok(Some(owner)) => {
+                    let b = bucket_of(split_owner(&owner).0);
+                    self.buckets.entry(b).or_default().push(Item {
+                        name: e.name,
+                        owner,
+                    });
+                }
+                Ok(None) => {}
+                // As the reference, a file that cannot be read matches
+                // nothing this time; the next call reads it again.
+                Err(_) => self.incomplete = true,
             }
         }
         for items in self.buckets.values_mut() {
@@ -201,9 +248,9 @@ impl Index {
     fn bucket(&mut self, store: &Store, b: usize) -> io::Result<&mut Vec<Item>> {
         if !self.rebuilt && !self.buckets.contains_key(&b) {
             let items = match store.aux_read(&bucket_name(b), MAX_BUCKET_FILE) {
-                Ok(None) => Some(Vec::new()),
-                Ok(Some(bytes)) => decode_bucket(&bytes),
-                Err(_) => None,
+                Ok(None) if !self.present[b] => Some(Vec::new()),
+                Ok(Some(bytes)) if self.present[b] => decode_bucket(&bytes),
+                _ => None,
             };
             match items {
                 Some(items) => {
@@ -263,11 +310,13 @@ impl Index {
 
     /// An index of exactly `items` (after GC has read every file), saved
     /// in full by the next commit.
-    pub fn from_items(items: Vec<Item>) -> Index {
+    pub fn from_items(items: Vec<Item>, complete: bool) -> Index {
         let mut idx = Index {
             buckets: HashMap::new(),
             dirty: BTreeSet::new(),
             rebuilt: true,
+            incomplete: !complete,
+            present: [false; BUCKETS],
         };
         for it in items {
             let b = bucket_of(split_owner(&it.owner).0);
@@ -306,10 +355,15 @@ impl Index {
             let name = bucket_name(b);
             match self.buckets.get(&b) {
                 Some(items) if !items.is_empty() => {
-                    store.aux_write(&name, &encode_bucket(items))?
+                    store.aux_write(&name, &encode_bucket(items))?;
+                    self.present[b] = true;
                 }
-                _ if !self.rebuilt || existing.contains(&name) => store.aux_remove(&name)?,
-                _ => {}
+                _ => {
+                    if !self.rebuilt || existing.contains(&name) {
+                        store.aux_remove(&name)?;
+                    }
+                    self.present[b] = false;
+                }
             }
         }
         // A moment that no later change can be stamped with.
@@ -318,7 +372,14 @@ impl Index {
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .unwrap_or_default();
         let st = store.set_mtime(past.as_secs() as i64, past.subsec_nanos() as i64)?;
-        store.aux_write(STAMP, stamp_for(&boot_id(), st).as_bytes())?;
+        if !self.incomplete {
+            let stamp = format!(
+                "{}buckets {}\n",
+                stamp_head(&boot_id(), st),
+                encode_present(&self.present)
+            );
+            store.aux_write(STAMP, stamp.as_bytes())?;
+        }
         self.rebuilt = false;
         self.dirty.clear();
         Ok(())
@@ -433,6 +494,36 @@ mod tests {
             assert!(Index::load(&s).unwrap().rebuilt);
         }
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_bucket_removed_behind_our_back_means_a_rebuild() {
+        let d = tmp("gone-bucket");
+        {
+            let s = Store::open(&d, "n", true).unwrap().unwrap();
+            let mut idx = Index::load(&s).unwrap();
+            reserve(&s, &mut idx, "10.0.0.2", "a\r\neth0");
+            idx.commit(&s).unwrap();
+        }
+        std::fs::remove_file(d.join("n/.cnibox").join(bucket_name(bucket_of("a")))).unwrap();
+        {
+            let s = Store::open(&d, "n", false).unwrap().unwrap();
+            let mut idx = Index::load(&s).unwrap();
+            assert!(!idx.rebuilt);
+            assert_eq!(idx.owned_by(&s, "a", "eth0").unwrap().current, ["10.0.0.2"]);
+            assert!(idx.rebuilt);
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn the_bucket_map_round_trips() {
+        let mut p = [false; BUCKETS];
+        for i in [0, 1, 7, 128, 255] {
+            p[i] = true;
+        }
+        assert_eq!(decode_present(&encode_present(&p)).unwrap(), p);
+        assert!(decode_present("xyz").is_none());
     }
 
     #[test]

@@ -351,7 +351,9 @@ fn gc(req: &Request) -> Result<(), CniError> {
             }
         }
     }
-    let mut index = Index::from_items(kept);
+    // A file that could not be read may have an owner the index would
+    // miss: then the index is saved but not trusted.
+    let mut index = Index::from_items(kept, errors.is_empty());
     commit(&mut index, &store);
     if errors.is_empty() {
         Ok(())
