@@ -185,8 +185,9 @@ fn decode(req: &Request) -> Result<(NetFile, IpamFile), CniError> {
 /// The requested IPs in the reference's order, each once.
 fn requested_ips(req: &Request, file: &NetFile) -> Result<Vec<IpAddr>, CniError> {
     let mut out: Vec<IpAddr> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut push = |ip: IpAddr| {
-        if !out.contains(&ip) {
+        if seen.insert(ip) {
             out.push(ip);
         }
     };

@@ -207,7 +207,9 @@ impl Range {
 
     /// How many addresses the iterator can hand out (the gateway skipped).
     pub fn capacity(&self) -> u128 {
-        let size = (to_int(self.end) - to_int(self.start)).saturating_add(1);
+        let size = to_int(self.end)
+            .saturating_sub(to_int(self.start))
+            .saturating_add(1);
         if self.contains(self.gateway) {
             size - 1
         } else {

@@ -325,18 +325,18 @@ impl Store {
             Some(aux) => {
                 let tmp = "tmp.replace";
                 write_new(aux, tmp, bytes)?;
-                retry(|| renameat(aux, tmp, &self.dir, name)).map_err(errno)
+                match retry(|| renameat(aux, tmp, &self.dir, name)) {
+                    Ok(()) => Ok(()),
+                    // Our subdirectory on another filesystem (a bind mount):
+                    // fall back to the reference's in-place write.
+                    Err(Errno::EXDEV) => {
+                        let _ = unlinkat(aux, tmp, UnlinkatFlags::NoRemoveDir);
+                        write_new(&self.dir, name, bytes)
+                    }
+                    Err(e) => Err(errno(e)),
+                }
             }
-            None => {
-                let flags = OFlag::O_WRONLY
-                    | OFlag::O_CREAT
-                    | OFlag::O_TRUNC
-                    | OFlag::O_NOFOLLOW
-                    | OFlag::O_CLOEXEC;
-                let fd = retry(|| openat(&self.dir, name, flags, Mode::from_bits_truncate(0o600)))
-                    .map_err(errno)?;
-                File::from(fd).write_all(bytes)
-            }
+            None => write_new(&self.dir, name, bytes),
         }
     }
 
@@ -439,7 +439,8 @@ fn no_aux() -> io::Error {
     io::Error::other(format!("no {AUX_DIR} directory"))
 }
 
-/// Create (or truncate) `name` in `dir`, mode 0600, and write `bytes`.
+/// Create (or truncate) `name` in `dir`, mode 0600 when created, and write
+/// `bytes` (also the reference's in-place write of `last_reserved_ip`).
 fn write_new(dir: &impl AsFd, name: &str, bytes: &[u8]) -> io::Result<()> {
     let flags =
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
