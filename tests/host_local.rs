@@ -780,3 +780,23 @@ fn three_hundred_parallel_adds_fail_cleanly_past_exhaustion() {
         .collect();
     assert!(leftovers.is_empty(), "no temporary left: {leftovers:?}");
 }
+
+#[test]
+fn deliberate_difference_a_v4_range_start_at_the_broadcast_address_is_refused() {
+    // The reference accepts it (the default rangeEnd is broadcast - 1, never
+    // compared with rangeStart), hands out 10.9.0.255, then 10.9.1.0,
+    // outside the subnet.
+    let data = TempDir::new("hl-bcast");
+    let c = conf(
+        "1.0.0",
+        &data,
+        json!({"subnet": "10.9.0.0/24", "rangeStart": "10.9.0.255"}),
+    );
+    let r = add(&c, "a");
+    assert_eq!(r.err_code(), 7);
+    assert_eq!(
+        r.json()["msg"],
+        "ipam.rangeStart: invalid range set 0: RangeStart 10.9.0.255 is after RangeEnd 10.9.0.254"
+    );
+    assert!(tree(data.path()).is_empty());
+}
