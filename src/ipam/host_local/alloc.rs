@@ -347,6 +347,21 @@ mod tests {
     }
 
     #[test]
+    fn requested_ipv6() {
+        let mut f = Fixture::new("req6", &["2001:db8::/64"]);
+        assert_eq!(f.get("ID", Some("2001:db8::5")).unwrap(), "2001:db8::5/64");
+        assert_eq!(
+            f.get("ID2", Some("2001:db8::1")).unwrap_err(),
+            "requested ip 2001:db8::1 is subnet's gateway"
+        );
+        assert_eq!(
+            f.get("ID3", Some("2001:db8::5")).unwrap_err(),
+            "requested IP address 2001:db8::5 is not available in range set 2001:db8::1-2001:db8::ffff:ffff:ffff:ffff"
+        );
+        assert_eq!(f.get("ID4", None).unwrap(), "2001:db8::6/64");
+    }
+
+    #[test]
     fn duplicates_are_refused_per_set_including_legacy_files() {
         let mut f = Fixture::new("dup", &["10.0.0.0/29"]);
         assert_eq!(f.get("ID", None).unwrap(), "10.0.0.2/29");
