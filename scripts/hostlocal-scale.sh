@@ -8,13 +8,15 @@
 # The reservations are written directly, as files the Go plugin would have
 # left, so cnibox's first call after them rebuilds its index (reported as
 # "first ADD"); the timed calls after it show the steady state.
-# Needs python3 (for timing). Uses target/static/cnibox, else a release build.
+# Needs python3 (for timing). Measures a fresh release build unless CNIBOX
+# names a binary.
 set -eu
 cd "$(dirname "$0")/.."
 N=${1:-60000}
 K=${K:-20}
-bin=${CNIBOX:-target/static/cnibox}
-if [ ! -x "$bin" ]; then
+if [ -n "${CNIBOX:-}" ]; then
+    bin=$CNIBOX
+else
     cargo build -q --release
     bin=target/release/cnibox
 fi
