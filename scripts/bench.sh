@@ -1,8 +1,18 @@
 #!/bin/sh
-# Placeholder until the benchmark issue lands: reports size only.
+# make bench: cnibox side by side with the Go reference plugins in one run.
+# Installs the reference (Debian's containernetworking-plugins) and GNU time
+# when missing, builds the static binary, runs the driver (benches/cni.rs)
+# and writes bench/results.md. N=, WORKERS=, CASES=, QUICK=1 tune the run.
 set -eu
-bin=target/static/cnibox
-echo "cnibox static binary: $(stat -c %s $bin) bytes"
-if [ -d /usr/lib/cni ]; then
-    echo "Go reference plugins in /usr/lib/cni: $(du -cb /usr/lib/cni/* | tail -1 | cut -f1) bytes"
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "bench: needs root (network namespaces)"; exit 1; }
+need=""
+[ -x /usr/lib/cni/ptp ] || need="$need containernetworking-plugins"
+[ -x /usr/bin/time ] || need="$need time"
+command -v iptables >/dev/null 2>&1 || need="$need iptables"
+if [ -n "$need" ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq $need
 fi
+[ -x target/static/cnibox ] || ./scripts/build.sh
+CNIBOX=target/static/cnibox cargo bench --bench cni

@@ -19,14 +19,33 @@ pub fn cnibox() -> PathBuf {
 pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("cnibox-bin-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        // One fixed directory under cargo's per-target scratch space: links
+        // are added when missing, so nothing piles up between runs.
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cni-bin");
         std::fs::create_dir_all(&dir).unwrap();
         let out = Command::new(cnibox()).arg("--list").output().unwrap();
         for name in String::from_utf8(out.stdout).unwrap().lines() {
-            std::os::unix::fs::symlink(cnibox(), dir.join(name)).unwrap();
+            let link = dir.join(name);
+            if std::fs::read_link(&link).ok().as_deref() != Some(cnibox().as_path()) {
+                let _ = std::fs::remove_file(&link);
+                let _ = std::os::unix::fs::symlink(cnibox(), &link);
+            }
         }
         dir
+    })
+}
+
+/// Where `ip` lives on this machine (found once in the test's PATH).
+pub fn ip_path() -> &'static Path {
+    static IP: OnceLock<PathBuf> = OnceLock::new();
+    IP.get_or_init(|| {
+        let path = std::env::var("PATH").unwrap_or_default();
+        let found = path
+            .split(':')
+            .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+            .map(|d| Path::new(d).join("ip"))
+            .find(|p| p.is_file());
+        found.unwrap_or_else(|| PathBuf::from("ip"))
     })
 }
 
@@ -249,7 +268,8 @@ impl Call {
         let exe = self.bin_dir.join(&self.applet);
         let mut cmd = match &self.host_ns {
             Some(ns) => {
-                let mut c = Command::new("ip");
+                // Absolute: a test may give the plugin a PATH without `ip`.
+                let mut c = Command::new(ip_path());
                 c.args(["netns", "exec", ns]).arg(&exe);
                 c
             }
