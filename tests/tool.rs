@@ -476,7 +476,7 @@ fn gc_removes_only_the_stale_attachment() {
     write_list(&t, "gcnet", version, plugins(masq));
     let mut results = Vec::new();
     for (i, c) in conts.iter().enumerate() {
-        let id = format!("gc{i}");
+        let id = format!("gcattach{i}");
         let out = t.run_on(&node, &["add", "gcnet", &c.path(), "--id", &id]);
         if i == 0 && out.status != 0 && out.stderr.contains("masquerade backend is not available") {
             eprintln!("note: masquerade not checked (nftables backend not merged yet)");
@@ -500,14 +500,17 @@ fn gc_removes_only_the_stale_attachment() {
         let rules = nft_ruleset(&node);
         for i in 0..3 {
             assert!(
-                rules.contains(&format!("gc{i}")),
-                "masquerade for gc{i}: {rules}"
+                rules.contains(&format!("gcattach{i}")),
+                "masquerade {i}: {rules}"
             );
         }
     }
 
-    t.run_on(&node, &["gc", "gcnet", "--valid", "gc0/eth0,gc1/eth0"])
-        .ok();
+    t.run_on(
+        &node,
+        &["gc", "gcnet", "--valid", "gcattach0/eth0,gcattach1/eth0"],
+    )
+    .ok();
 
     let left = reservations(&d, "gcnet");
     assert_eq!(left.len(), 2, "{left:?}");
@@ -519,17 +522,23 @@ fn gc_removes_only_the_stale_attachment() {
     assert!(conts[0].ping(results[0]["ips"][0]["gateway"].as_str().unwrap()));
     assert_eq!(
         t.results(),
-        vec!["gcnet-gc0-eth0".to_string(), "gcnet-gc1-eth0".to_string()]
+        vec![
+            "gcnet-gcattach0-eth0".to_string(),
+            "gcnet-gcattach1-eth0".to_string()
+        ]
     );
     if masq {
         let rules = nft_ruleset(&node);
-        assert!(!rules.contains("gc2"), "stale masquerade gone: {rules}");
-        assert!(rules.contains("gc0") && rules.contains("gc1"));
+        assert!(
+            !rules.contains("gcattach2"),
+            "stale masquerade gone: {rules}"
+        );
+        assert!(rules.contains("gcattach0") && rules.contains("gcattach1"));
     }
     for (i, c) in conts.iter().enumerate().take(2) {
         t.run_on(
             &node,
-            &["del", "gcnet", &c.path(), "--id", &format!("gc{i}")],
+            &["del", "gcnet", &c.path(), "--id", &format!("gcattach{i}")],
         )
         .ok();
     }

@@ -37,7 +37,8 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
             if i + 1 == n {
                 s.push_str(c);
             } else {
-                s.push_str(&format!("{c:<w$}  ", w = width[i]));
+                let w = width.get(i).copied().unwrap_or(0);
+                s.push_str(&format!("{c:<w$}  "));
             }
         }
         s.trim_end().to_string() + "\n"
@@ -138,5 +139,8 @@ mod tests {
             &[vec!["xxx".into(), "y".into(), "z z".into()]],
         );
         assert_eq!(t, "A    BB  C\nxxx  y   z z\n");
+        // More cells than headers is not a panic.
+        let t = table(&["A"], &[vec!["1".into(), "2".into(), "3".into()]]);
+        assert_eq!(t, "A\n1  2  3\n");
     }
 }
