@@ -267,10 +267,10 @@ fn text(r: &Report) -> String {
                 extra.push(format!("peer if{p}"));
             }
             vec![
-                format!("{}:", l.index),
+                l.index.to_string(),
                 l.name.clone(),
                 format!("<{}>", l.flags.join(",")),
-                format!("mtu {}", l.mtu),
+                l.mtu.to_string(),
                 l.state.to_string(),
                 if l.mac.is_empty() {
                     "-".into()
@@ -282,7 +282,7 @@ fn text(r: &Report) -> String {
         })
         .collect();
     out.push_str(&indent(&table(
-        &["", "NAME", "FLAGS", "MTU", "STATE", "MAC", ""],
+        &["#", "NAME", "FLAGS", "MTU", "STATE", "MAC", "INFO"],
         &rows,
     )));
     out.push_str("\naddresses:\n");
