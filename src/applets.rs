@@ -3,7 +3,7 @@
 
 use crate::cni::skel::{self, Plugin};
 use crate::cni::{Env, Invoker};
-use crate::{ipam, plugins};
+use crate::{ipam, plugins, tool};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,7 +13,6 @@ pub enum Entry {
     /// A CNI plugin driven by the protocol skeleton (env + stdin).
     Plugin(&'static Plugin),
     /// A command with its own arguments.
-    #[allow(dead_code)]
     Command(fn(&[OsString]) -> i32),
 }
 
@@ -35,10 +34,28 @@ pub const APPLETS: &[Applet] = &[
         entry: Entry::Plugin(&plugins::bridge::PLUGIN),
     },
     Applet {
+        name: "cnitool",
+        summary: "cnitool-compatible client (same as `cnibox tool`)",
+        link: true,
+        entry: Entry::Command(tool_command),
+    },
+    Applet {
         name: "host-local",
         summary: "IPAM: addresses from local ranges, reserved on disk",
         link: true,
         entry: Entry::Plugin(&ipam::host_local::PLUGIN),
+    },
+    Applet {
+        name: "inspect",
+        summary: "links, addresses, routes, neighbours in a netns",
+        link: false,
+        entry: Entry::Command(tool::inspect::main),
+    },
+    Applet {
+        name: "ipam",
+        summary: "ipam ls: host-local reservations and owners",
+        link: false,
+        entry: Entry::Command(tool::ipam_ls::main),
     },
     Applet {
         name: "loopback",
@@ -58,7 +75,19 @@ pub const APPLETS: &[Applet] = &[
         link: true,
         entry: Entry::Plugin(&ipam::static_ipam::PLUGIN),
     },
+    Applet {
+        name: "tool",
+        summary: "add|check|del|gc|status|ls: run networks like libcni",
+        link: false,
+        entry: Entry::Command(tool_command),
+    },
 ];
+
+/// `cnibox tool` and `cnitool`: our own plugins run in-process when
+/// CNI_PATH leads back to this executable.
+fn tool_command(args: &[OsString]) -> i32 {
+    tool::main(args, plugin)
+}
 
 pub fn find(name: &str) -> Option<&'static Applet> {
     APPLETS.iter().find(|a| a.name == name)

@@ -17,6 +17,7 @@ mod netlink;
 mod plugins;
 #[allow(dead_code)]
 mod steps;
+mod tool;
 
 use std::io::Write;
 
