@@ -87,6 +87,21 @@ fn version_and_help() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("install"));
 }
 
+/// Run a freshly copied binary. While another test thread forks, the copy's
+/// write descriptor can linger in its child for a moment (ETXTBSY); retry
+/// as libcni does.
+fn output_retrying_busy(cmd: &mut Command) -> std::process::Output {
+    for _ in 0..50 {
+        match cmd.output() {
+            Err(e) if e.raw_os_error() == Some(26) => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            r => return r.unwrap(),
+        }
+    }
+    cmd.output().unwrap()
+}
+
 #[test]
 fn install_makes_relative_links_atomically_and_refreshes_them() {
     let dir = TempDir::new("install");
@@ -94,11 +109,11 @@ fn install_makes_relative_links_atomically_and_refreshes_them() {
     // A stale file where a link belongs is replaced.
     std::fs::write(dir.path().join("loopback"), b"old go binary").unwrap();
     for _ in 0..2 {
-        let out = Command::new(dir.path().join("cnibox"))
-            .arg("install")
-            .arg(dir.path())
-            .output()
-            .unwrap();
+        let out = output_retrying_busy(
+            Command::new(dir.path().join("cnibox"))
+                .arg("install")
+                .arg(dir.path()),
+        );
         assert!(
             out.status.success(),
             "{}",
@@ -112,10 +127,7 @@ fn install_makes_relative_links_atomically_and_refreshes_them() {
             std::path::PathBuf::from("cnibox"),
             "{name}"
         );
-        let out = Command::new(&link)
-            .env("CNI_COMMAND", "VERSION")
-            .output()
-            .unwrap();
+        let out = output_retrying_busy(Command::new(&link).env("CNI_COMMAND", "VERSION"));
         assert!(out.status.success(), "{name} runs through its link");
     }
     let leftovers: Vec<_> = tree(dir.path())

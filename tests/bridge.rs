@@ -1,41 +1,13 @@
 //! bridge through its symlinked name, in a namespace that plays the node.
 
 mod common;
+use common::node::{merged, with_prev, Node};
 use common::*;
 use serde_json::{json, Value};
-use std::path::Path;
 
-struct Node {
-    host: TestNs,
-    data: TempDir,
-    path: String,
-}
-
-impl Node {
-    fn new() -> Node {
-        Node {
-            host: TestNs::new("brh"),
-            data: TempDir::new("br-data"),
-            path: bin_dir().display().to_string(),
-        }
-    }
-
-    fn with_go_host_local() -> Option<Node> {
-        if !Path::new("/usr/lib/cni/host-local").exists() {
-            eprintln!("SKIP: Debian's containernetworking-plugins not installed");
-            return None;
-        }
-        let mut n = Node::new();
-        let dir = n.data.path().join("bin");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::os::unix::fs::symlink(cnibox(), dir.join("bridge")).unwrap();
-        std::os::unix::fs::symlink("/usr/lib/cni/host-local", dir.join("host-local")).unwrap();
-        n.path = dir.display().to_string();
-        Some(n)
-    }
-
-    fn conf(&self, extra: Value) -> Value {
-        let mut c = json!({
+fn br_conf(node: &Node, extra: Value) -> Value {
+    merged(
+        json!({
             "cniVersion": "1.0.0",
             "name": "brnet",
             "type": "bridge",
@@ -43,77 +15,35 @@ impl Node {
             "ipam": {
                 "type": "host-local",
                 "ranges": [[{"subnet": "10.66.0.0/24"}]],
-                "dataDir": self.data.str(),
+                "dataDir": node.data.str(),
             }
-        });
-        for (k, v) in extra.as_object().unwrap() {
-            if v.is_null() {
-                c.as_object_mut().unwrap().remove(k);
-            } else {
-                c[k] = v.clone();
-            }
-        }
-        c
-    }
-
-    fn call(&self, cmd: &str, id: &str, netns: &str, conf: &Value) -> Reply {
-        Call::attach("bridge", cmd, id, netns, "eth0")
-            .var("CNI_PATH", &self.path)
-            .in_ns(&self.host)
-            .config(conf)
-            .run()
-    }
-
-    fn call_args(&self, cmd: &str, id: &str, netns: &str, conf: &Value, args: &str) -> Reply {
-        Call::attach("bridge", cmd, id, netns, "eth0")
-            .var("CNI_PATH", &self.path)
-            .var("CNI_ARGS", args)
-            .in_ns(&self.host)
-            .config(conf)
-            .run()
-    }
-
-    fn link(&self, name: &str) -> Value {
-        self.host.ip_json(&["-d", "link", "show", name])[0].clone()
-    }
-
-    fn veths(&self) -> Vec<String> {
-        self.host
-            .link_names()
-            .into_iter()
-            .filter(|l| l.starts_with("veth"))
-            .collect()
-    }
-
-    fn reservations(&self) -> Vec<String> {
-        tree(&self.data.path().join("brnet"))
-            .into_iter()
-            .filter(|f| f.parse::<std::net::IpAddr>().is_ok())
-            .collect()
-    }
-
-    fn assert_clean(&self) {
-        let mut left = Vec::new();
-        for _ in 0..30 {
-            left = self.veths();
-            if left.is_empty() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        assert!(left.is_empty(), "veths left on the node: {left:?}");
-        assert!(
-            self.reservations().is_empty(),
-            "reservations left: {:?}",
-            self.reservations()
-        );
-    }
+        }),
+        extra,
+    )
 }
 
-fn with_prev(conf: &Value, result: &Value) -> Value {
-    let mut c = conf.clone();
-    c["prevResult"] = result.clone();
-    c
+fn call_args(node: &Node, cmd: &str, id: &str, netns: &str, conf: &Value, args: &str) -> Reply {
+    Call::attach("bridge", cmd, id, netns, "eth0")
+        .var("CNI_PATH", &node.path)
+        .var("CNI_ARGS", args)
+        .in_ns(&node.host)
+        .config(conf)
+        .run()
+}
+
+fn link(node: &Node, name: &str) -> Value {
+    node.host.ip_json(&["-d", "link", "show", name])[0].clone()
+}
+
+/// No veth and no reservation left (the bridge itself stays, by design).
+fn assert_clean(node: &Node) {
+    let left = node.leftover_links(|l| l.starts_with("veth"));
+    assert!(left.is_empty(), "veths left on the node: {left:?}");
+    assert!(
+        node.reservations("brnet").is_empty(),
+        "reservations left: {:?}",
+        node.reservations("brnet")
+    );
 }
 
 fn bare(cidr: &Value) -> String {
@@ -128,9 +58,9 @@ fn bare(cidr: &Value) -> String {
 #[test]
 fn two_containers_ping_each_other_and_the_gateway() {
     require_root!();
-    let node = Node::new();
+    let node = Node::new("bridge");
     let (a, b) = (TestNs::new("bra"), TestNs::new("brb"));
-    let conf = node.conf(json!({"isGateway": true}));
+    let conf = br_conf(&node, json!({"isGateway": true}));
     let ra = node.call("ADD", "ctr-a", &a.path(), &conf);
     ra.ok();
     let ra = ra.json();
@@ -152,7 +82,7 @@ fn two_containers_ping_each_other_and_the_gateway() {
     assert_eq!(rb["ips"][0]["address"], "10.66.0.3/24");
 
     // The gateway sits on the bridge, whose MAC is pinned and reported.
-    let brl = node.link("cnitest0");
+    let brl = link(&node, "cnitest0");
     assert_eq!(brl["linkinfo"]["info_kind"], "bridge");
     assert_eq!(rb["interfaces"][0]["mac"], brl["address"]);
     let br_addrs = node.host.ip_json(&["addr", "show", "cnitest0"]);
@@ -187,13 +117,13 @@ fn two_containers_ping_each_other_and_the_gateway() {
         node.host.link_names().contains(&"cnitest0".to_string()),
         "the bridge stays"
     );
-    node.assert_clean();
+    assert_clean(&node);
 }
 
 #[test]
 fn default_gateway_reaches_an_outside_namespace_through_the_node() {
     require_root!();
-    let node = Node::new();
+    let node = Node::new("bridge");
     let outside = TestNs::new("brout");
     // node <-> outside link: 192.0.2.1 on the node, 192.0.2.2 outside, and
     // a route back to the pod subnet (no masquerade here).
@@ -216,7 +146,7 @@ fn default_gateway_reaches_an_outside_namespace_through_the_node() {
     outside.ip(&["route", "add", "10.66.0.0/24", "via", "192.0.2.1"]);
 
     let ctr = TestNs::new("brdg");
-    let conf = node.conf(json!({"isDefaultGateway": true}));
+    let conf = br_conf(&node, json!({"isDefaultGateway": true}));
     let r = node.call("ADD", "ctr-dg", &ctr.path(), &conf).json();
     assert_eq!(
         r["routes"],
@@ -234,15 +164,15 @@ fn default_gateway_reaches_an_outside_namespace_through_the_node() {
     );
     node.call("DEL", "ctr-dg", &ctr.path(), &conf).ok();
     node.host.ip(&["link", "del", "up0"]);
-    node.assert_clean();
+    assert_clean(&node);
 }
 
 #[test]
 fn hairpin_isolation_and_promisc_read_back() {
     require_root!();
-    let node = Node::new();
+    let node = Node::new("bridge");
     let ctr = TestNs::new("brflags");
-    let conf = node.conf(json!({"hairpinMode": true, "portIsolation": true}));
+    let conf = br_conf(&node, json!({"hairpinMode": true, "portIsolation": true}));
     let r = node.call("ADD", "ctr-f", &ctr.path(), &conf).json();
     let veth = r["interfaces"][1]["name"].as_str().unwrap().to_string();
     let port: Value = serde_json::from_slice(
@@ -256,7 +186,7 @@ fn hairpin_isolation_and_promisc_read_back() {
     assert_eq!(port[0]["isolated"], true, "{port}");
     node.call("DEL", "ctr-f", &ctr.path(), &conf).ok();
 
-    let conf = node.conf(json!({"promiscMode": true}));
+    let conf = br_conf(&node, json!({"promiscMode": true}));
     let r = node.call("ADD", "ctr-p", &ctr.path(), &conf).json();
     let flags = node.host.ip_json(&["link", "show", "cnitest0"])[0]["flags"].clone();
     assert!(
@@ -275,7 +205,7 @@ fn hairpin_isolation_and_promisc_read_back() {
     node.call("CHECK", "ctr-p", &ctr.path(), &with_prev(&conf, &r))
         .ok();
     // CHECK compares the bridge's promisc state with the config.
-    let c2 = node.conf(json!({"promiscMode": false}));
+    let c2 = br_conf(&node, json!({"promiscMode": false}));
     assert_ne!(
         node.call("CHECK", "ctr-p", &ctr.path(), &with_prev(&c2, &r))
             .status,
@@ -287,16 +217,16 @@ fn hairpin_isolation_and_promisc_read_back() {
         "ADD",
         "ctr-hp",
         &ctr.path(),
-        &node.conf(json!({"hairpinMode": true, "promiscMode": true})),
+        &br_conf(&node, json!({"hairpinMode": true, "promiscMode": true})),
     );
     assert_eq!(r.err_code(), 7);
-    node.assert_clean();
+    assert_clean(&node);
 }
 
 #[test]
 fn mac_precedence_cni_args_then_args_then_runtime_config() {
     require_root!();
-    let node = Node::new();
+    let node = Node::new("bridge");
     let ctr = TestNs::new("brmac");
     let cases = [
         (json!({}), "c2:11:22:33:44:01"),
@@ -310,8 +240,9 @@ fn mac_precedence_cni_args_then_args_then_runtime_config() {
         ),
     ];
     for (extra, want) in cases {
-        let conf = node.conf(extra);
-        let r = node.call_args(
+        let conf = br_conf(&node, extra);
+        let r = call_args(
+            &node,
             "ADD",
             "ctr-m",
             &ctr.path(),
@@ -323,21 +254,28 @@ fn mac_precedence_cni_args_then_args_then_runtime_config() {
         assert_eq!(ctr.ip_json(&["link", "show", "eth0"])[0]["address"], want);
         node.call("DEL", "ctr-m", &ctr.path(), &conf).ok();
     }
-    let bad = node.call_args("ADD", "ctr-m", &ctr.path(), &node.conf(json!({})), "MAC=zz");
+    let bad = call_args(
+        &node,
+        "ADD",
+        "ctr-m",
+        &ctr.path(),
+        &br_conf(&node, json!({})),
+        "MAC=zz",
+    );
     assert_eq!(bad.err_code(), 7);
     assert!(bad.stdout.contains("MAC"));
-    node.assert_clean();
+    assert_clean(&node);
 }
 
 #[test]
 fn force_address_replaces_a_different_gateway() {
     require_root!();
-    let node = Node::new();
+    let node = Node::new("bridge");
     let ctr = TestNs::new("brforce");
     node.host.ip(&["link", "add", "cnitest0", "type", "bridge"]);
     node.host
         .ip(&["addr", "add", "10.99.99.1/24", "dev", "cnitest0"]);
-    let conf = node.conf(json!({"isGateway": true}));
+    let conf = br_conf(&node, json!({"isGateway": true}));
     let r = node.call("ADD", "ctr-x", &ctr.path(), &conf);
     assert_ne!(r.status, 0);
     assert!(
@@ -346,9 +284,9 @@ fn force_address_replaces_a_different_gateway() {
         "{}",
         r.stdout
     );
-    node.assert_clean();
+    assert_clean(&node);
 
-    let conf = node.conf(json!({"isGateway": true, "forceAddress": true}));
+    let conf = br_conf(&node, json!({"isGateway": true, "forceAddress": true}));
     node.call("ADD", "ctr-x", &ctr.path(), &conf).ok();
     let addrs: Vec<String> = node.host.ip_json(&["-4", "addr", "show", "cnitest0"])[0]["addr_info"]
         .as_array()
@@ -358,16 +296,16 @@ fn force_address_replaces_a_different_gateway() {
         .collect();
     assert_eq!(addrs, vec!["10.66.0.1"]);
     node.call("DEL", "ctr-x", &ctr.path(), &conf).ok();
-    node.assert_clean();
+    assert_clean(&node);
 }
 
 #[test]
 fn ipv6_dual_stack_dad_off_unless_enabledad_and_gateway_usable_at_once_unlike_go_tentative_gateway()
 {
     require_root!();
-    let node = Node::new();
+    let node = Node::new("bridge");
     let ctr = TestNs::new("br6");
-    let mut conf = node.conf(json!({"isGateway": true}));
+    let mut conf = br_conf(&node, json!({"isGateway": true}));
     conf["ipam"]["ranges"] = json!([[{"subnet": "10.66.0.0/24"}], [{"subnet": "fd66::/64"}]]);
     let r = node.call("ADD", "ctr-6", &ctr.path(), &conf).json();
     assert_eq!(r["ips"][1]["address"], "fd66::2/64");
@@ -400,7 +338,7 @@ fn ipv6_dual_stack_dad_off_unless_enabledad_and_gateway_usable_at_once_unlike_go
         b"1\n"
     );
     node.call("DEL", "ctr-6", &ctr.path(), &conf).ok();
-    node.assert_clean();
+    assert_clean(&node);
 }
 
 /// The reference runs IPAM CHECK even without IPAM and fails every L2
@@ -408,10 +346,10 @@ fn ipv6_dual_stack_dad_off_unless_enabledad_and_gateway_usable_at_once_unlike_go
 #[test]
 fn l2_bridge_passes_check_fixing_go_no_plugin_name_bug() {
     require_root!();
-    let node = Node::new();
+    let node = Node::new("bridge");
     let ctr = TestNs::new("brl2");
     for ipam in [json!(null), json!({})] {
-        let conf = node.conf(json!({"ipam": ipam}));
+        let conf = br_conf(&node, json!({"ipam": ipam}));
         let r = node.call("ADD", "ctr-l2", &ctr.path(), &conf);
         r.ok();
         let r = r.json();
@@ -424,15 +362,18 @@ fn l2_bridge_passes_check_fixing_go_no_plugin_name_bug() {
             .ok();
         node.call("DEL", "ctr-l2", &ctr.path(), &conf).ok();
     }
-    node.assert_clean();
+    assert_clean(&node);
 }
 
 #[test]
 fn disable_container_interface_leaves_it_down_and_refuses_ipam() {
     require_root!();
-    let node = Node::new();
+    let node = Node::new("bridge");
     let ctr = TestNs::new("brdis");
-    let conf = node.conf(json!({"ipam": null, "disableContainerInterface": true}));
+    let conf = br_conf(
+        &node,
+        json!({"ipam": null, "disableContainerInterface": true}),
+    );
     node.call("ADD", "ctr-d", &ctr.path(), &conf).ok();
     let flags = ctr.ip_json(&["link", "show", "eth0"])[0]["flags"].clone();
     assert!(!flags.as_array().unwrap().contains(&json!("UP")), "{flags}");
@@ -441,19 +382,19 @@ fn disable_container_interface_leaves_it_down_and_refuses_ipam() {
         "ADD",
         "ctr-d",
         &ctr.path(),
-        &node.conf(json!({"disableContainerInterface": true})),
+        &br_conf(&node, json!({"disableContainerInterface": true})),
     );
     assert_eq!(r.err_code(), 7);
-    node.assert_clean();
+    assert_clean(&node);
 }
 
 #[test]
 fn two_first_adds_at_once_on_a_new_bridge_both_succeed() {
     require_root!();
     for round in 0..5 {
-        let node = Node::new();
+        let node = Node::new("bridge");
         let (a, b) = (TestNs::new("brra"), TestNs::new("brrb"));
-        let conf = node.conf(json!({"isGateway": true}));
+        let conf = br_conf(&node, json!({"isGateway": true}));
         let (ra, rb) = std::thread::scope(|s| {
             let ha = s.spawn(|| node.call("ADD", "ctr-ra", &a.path(), &conf));
             let hb = s.spawn(|| node.call("ADD", "ctr-rb", &b.path(), &conf));
@@ -464,22 +405,22 @@ fn two_first_adds_at_once_on_a_new_bridge_both_succeed() {
         assert!(a.ping(&bare(&rb.json()["ips"][0]["address"])));
         node.call("DEL", "ctr-ra", &a.path(), &conf).ok();
         node.call("DEL", "ctr-rb", &b.path(), &conf).ok();
-        node.assert_clean();
+        assert_clean(&node);
     }
 }
 
 #[test]
 fn del_after_netns_is_gone_and_a_failure_after_ipam_leaks_nothing() {
     require_root!();
-    let node = Node::new();
-    let conf = node.conf(json!({"isGateway": true}));
+    let node = Node::new("bridge");
+    let conf = br_conf(&node, json!({"isGateway": true}));
     let ctr = TestNs::new("brgone");
     let path = ctr.path();
     node.call("ADD", "ctr-g", &path, &conf).ok();
     drop(ctr);
     node.call("DEL", "ctr-g", &path, &conf).ok();
     node.call("DEL", "ctr-g", "", &conf).ok();
-    node.assert_clean();
+    assert_clean(&node);
 
     for point in ["bridge:after-ipam", "bridge:before-result"] {
         let ctr = TestNs::new("brfail");
@@ -491,16 +432,16 @@ fn del_after_netns_is_gone_and_a_failure_after_ipam_leaks_nothing() {
             .run();
         assert_eq!(r.err_code(), 999, "{point}");
         assert_eq!(ctr.link_names(), vec!["lo".to_string()], "{point}");
-        node.assert_clean();
+        assert_clean(&node);
     }
 }
 
 #[test]
 fn vlan_access_port_or_skip_when_the_kernel_lacks_vlan_filtering() {
     require_root!();
-    let node = Node::new();
+    let node = Node::new("bridge");
     let ctr = TestNs::new("brvlan");
-    let conf = node.conf(json!({"vlan": 100}));
+    let conf = br_conf(&node, json!({"vlan": 100}));
     let r = node.call("ADD", "ctr-v", &ctr.path(), &conf);
     if r.status != 0 && r.stdout.contains("VLAN filtering") {
         assert_eq!(r.err_code(), 2, "unsupported kernel feature is code 2");
@@ -508,7 +449,7 @@ fn vlan_access_port_or_skip_when_the_kernel_lacks_vlan_filtering() {
             "SKIP: this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING): {}",
             r.json()["msg"]
         );
-        node.assert_clean();
+        assert_clean(&node);
         return;
     }
     r.ok();
@@ -529,13 +470,13 @@ fn vlan_access_port_or_skip_when_the_kernel_lacks_vlan_filtering() {
         "{vlans}"
     );
     node.call("DEL", "ctr-v", &ctr.path(), &conf).ok();
-    node.assert_clean();
+    assert_clean(&node);
 }
 
 #[test]
 fn bad_bridge_configs_are_code_7_and_change_nothing() {
     require_root!();
-    let node = Node::new();
+    let node = Node::new("bridge");
     let ctr = TestNs::new("brbad");
     for (extra, mentions) in [
         (json!({"vlan": 5000}), "vlan"),
@@ -550,7 +491,12 @@ fn bad_bridge_configs_are_code_7_and_change_nothing() {
             "runtimeConfig.mac",
         ),
     ] {
-        let r = node.call("ADD", "ctr-bad", &ctr.path(), &node.conf(extra.clone()));
+        let r = node.call(
+            "ADD",
+            "ctr-bad",
+            &ctr.path(),
+            &br_conf(&node, extra.clone()),
+        );
         assert_eq!(r.err_code(), 7, "{extra}: {}", r.stdout);
         assert!(r.stdout.contains(mentions), "{extra}: {}", r.stdout);
         assert_eq!(ctr.link_names(), vec!["lo".to_string()]);
@@ -559,17 +505,17 @@ fn bad_bridge_configs_are_code_7_and_change_nothing() {
             "{extra}: no bridge created"
         );
     }
-    node.assert_clean();
+    assert_clean(&node);
 }
 
 #[test]
 fn go_host_local_as_ipam_works_the_same() {
     require_root!();
-    let Some(node) = Node::with_go_host_local() else {
+    let Some(node) = Node::with_go_host_local("bridge") else {
         return;
     };
     let ctr = TestNs::new("brgo");
-    let conf = node.conf(json!({"isGateway": true}));
+    let conf = br_conf(&node, json!({"isGateway": true}));
     let r = node.call("ADD", "ctr-go", &ctr.path(), &conf);
     r.ok();
     let r = r.json();
@@ -578,5 +524,5 @@ fn go_host_local_as_ipam_works_the_same() {
     node.call("CHECK", "ctr-go", &ctr.path(), &with_prev(&conf, &r))
         .ok();
     node.call("DEL", "ctr-go", &ctr.path(), &conf).ok();
-    node.assert_clean();
+    assert_clean(&node);
 }

@@ -3,43 +3,13 @@
 //! no veth, address or route on the node, no reservation in the data dir.
 
 mod common;
+use common::node::{merged, with_prev, Node};
 use common::*;
 use serde_json::{json, Value};
-use std::path::Path;
 
-struct Node {
-    host: TestNs,
-    data: TempDir,
-    /// CNI_PATH (our applets by default).
-    path: String,
-}
-
-impl Node {
-    fn new() -> Node {
-        Node {
-            host: TestNs::new("ptph"),
-            data: TempDir::new("ptp-data"),
-            path: bin_dir().display().to_string(),
-        }
-    }
-
-    /// A node whose CNI_PATH finds Debian's Go host-local instead of ours.
-    fn with_go_host_local() -> Option<Node> {
-        if !Path::new("/usr/lib/cni/host-local").exists() {
-            eprintln!("SKIP: Debian's containernetworking-plugins not installed");
-            return None;
-        }
-        let mut n = Node::new();
-        let dir = n.data.path().join("bin");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::os::unix::fs::symlink(cnibox(), dir.join("ptp")).unwrap();
-        std::os::unix::fs::symlink("/usr/lib/cni/host-local", dir.join("host-local")).unwrap();
-        n.path = dir.display().to_string();
-        Some(n)
-    }
-
-    fn conf(&self, version: &str, extra: Value) -> Value {
-        let mut c = json!({
+fn ptp_conf(node: &Node, version: &str, extra: Value) -> Value {
+    merged(
+        json!({
             "cniVersion": version,
             "name": "ptpnet",
             "type": "ptp",
@@ -47,71 +17,40 @@ impl Node {
                 "type": "host-local",
                 "ranges": [[{"subnet": "10.88.0.0/24"}], [{"subnet": "fd88::/64"}]],
                 "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}],
-                "dataDir": self.data.str(),
+                "dataDir": node.data.str(),
             }
-        });
-        if let (Some(c), Some(e)) = (c.as_object_mut(), extra.as_object()) {
-            for (k, v) in e {
-                c.insert(k.clone(), v.clone());
-            }
-        }
-        c
-    }
+        }),
+        extra,
+    )
+}
 
-    fn call(&self, cmd: &str, id: &str, netns: &str, conf: &Value) -> Reply {
-        Call::attach("ptp", cmd, id, netns, "eth0")
-            .var("CNI_PATH", &self.path)
-            .in_ns(&self.host)
-            .config(conf)
-            .run()
-    }
-
-    fn reservations(&self) -> Vec<String> {
-        tree(&self.data.path().join("ptpnet"))
-            .into_iter()
-            .filter(|f| f.parse::<std::net::IpAddr>().is_ok())
-            .collect()
-    }
-
-    /// Nothing of ours is left on the node.
-    fn assert_clean(&self) {
-        // A deleted namespace is torn down asynchronously by the kernel,
-        // taking the host end of its veth with it a moment later.
-        let mut links = Vec::new();
-        for _ in 0..30 {
-            links = self
-                .host
-                .link_names()
-                .into_iter()
-                .filter(|l| l != "lo")
-                .collect();
-            if links.is_empty() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        assert!(links.is_empty(), "links left on the node: {links:?}");
-        let routes = self.host.ip_json(&["route", "show"]);
-        assert_eq!(routes, json!([]), "v4 routes left on the node");
-        let routes6: Vec<Value> = self
-            .host
-            .ip_json(&["-6", "route", "show"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["dev"] != "lo")
-            .cloned()
-            .collect();
-        assert!(
-            routes6.is_empty(),
-            "v6 routes left on the node: {routes6:?}"
-        );
-        assert!(
-            self.reservations().is_empty(),
-            "reservations left: {:?}",
-            self.reservations()
-        );
-    }
+/// Nothing of ours is left on the node: no link, no route, no reservation.
+fn assert_clean(node: &Node) {
+    let links = node.leftover_links(|l| l != "lo");
+    assert!(links.is_empty(), "links left on the node: {links:?}");
+    assert_eq!(
+        node.host.ip_json(&["route", "show"]),
+        json!([]),
+        "v4 routes left on the node"
+    );
+    let routes6: Vec<Value> = node
+        .host
+        .ip_json(&["-6", "route", "show"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["dev"] != "lo")
+        .cloned()
+        .collect();
+    assert!(
+        routes6.is_empty(),
+        "v6 routes left on the node: {routes6:?}"
+    );
+    assert!(
+        node.reservations("ptpnet").is_empty(),
+        "reservations left: {:?}",
+        node.reservations("ptpnet")
+    );
 }
 
 fn addr_of(result: &Value, v4: bool) -> String {
@@ -128,20 +67,13 @@ fn bare(cidr: &str) -> &str {
     cidr.split('/').next().unwrap()
 }
 
-/// libcni's CHECK input: the config with the ADD result as prevResult.
-fn with_prev(conf: &Value, result: &Value) -> Value {
-    let mut c = conf.clone();
-    c["prevResult"] = result.clone();
-    c
-}
-
 #[test]
 fn add_check_del_for_each_version_with_ping_both_ways() {
     require_root!();
     for version in ["0.3.1", "0.4.0", "1.0.0", "1.1.0"] {
-        let node = Node::new();
+        let node = Node::new("ptp");
         let ctr = TestNs::new("ptpc");
-        let conf = node.conf(version, json!({}));
+        let conf = ptp_conf(&node, version, json!({}));
         let add = node.call("ADD", "ctr-a", &ctr.path(), &conf);
         add.ok();
         let r = add.json();
@@ -235,16 +167,16 @@ fn add_check_del_for_each_version_with_ping_both_ways() {
         node.call("DEL", "ctr-a", &ctr.path(), &conf).ok();
         assert!(!ctr.link_names().contains(&"eth0".to_string()));
         node.call("DEL", "ctr-a", &ctr.path(), &conf).ok();
-        node.assert_clean();
+        assert_clean(&node);
     }
 }
 
 #[test]
 fn second_container_gets_the_next_ip_and_both_reach_the_host() {
     require_root!();
-    let node = Node::new();
+    let node = Node::new("ptp");
     let (a, b) = (TestNs::new("ptpa"), TestNs::new("ptpb"));
-    let conf = node.conf("1.0.0", json!({}));
+    let conf = ptp_conf(&node, "1.0.0", json!({}));
     let ra = node.call("ADD", "ctr-1", &a.path(), &conf).json();
     let rb = node.call("ADD", "ctr-2", &b.path(), &conf).json();
     assert_eq!(addr_of(&ra, true), "10.88.0.2/24");
@@ -269,37 +201,37 @@ fn second_container_gets_the_next_ip_and_both_reach_the_host() {
     assert_eq!(gw_holders, 2);
     node.call("DEL", "ctr-1", &a.path(), &conf).ok();
     node.call("DEL", "ctr-2", &b.path(), &conf).ok();
-    node.assert_clean();
+    assert_clean(&node);
 }
 
 #[test]
 fn del_after_the_netns_is_deleted_and_with_empty_netns() {
     require_root!();
-    let node = Node::new();
-    let conf = node.conf("1.0.0", json!({}));
+    let node = Node::new("ptp");
+    let conf = ptp_conf(&node, "1.0.0", json!({}));
     let ctr = TestNs::new("ptpd");
     let path = ctr.path();
     node.call("ADD", "ctr-gone", &path, &conf).ok();
     drop(ctr);
     node.call("DEL", "ctr-gone", &path, &conf).ok();
-    node.assert_clean();
+    assert_clean(&node);
 
     let ctr = TestNs::new("ptpe");
     node.call("ADD", "ctr-empty", &ctr.path(), &conf).ok();
     node.call("DEL", "ctr-empty", "", &conf).ok();
     assert!(
-        node.reservations().is_empty(),
+        node.reservations("ptpnet").is_empty(),
         "empty CNI_NETNS still releases the IP"
     );
     drop(ctr); // takes the veth with it
-    node.assert_clean();
+    assert_clean(&node);
 }
 
 #[test]
 fn a_failure_after_ipam_leaves_no_ip_and_no_veth() {
     require_root!();
-    let node = Node::new();
-    let conf = node.conf("1.0.0", json!({}));
+    let node = Node::new("ptp");
+    let conf = ptp_conf(&node, "1.0.0", json!({}));
     for point in [
         "ptp:after-ipam",
         "ptp:after-veth",
@@ -320,15 +252,15 @@ fn a_failure_after_ipam_leaves_no_ip_and_no_veth() {
             vec!["lo".to_string()],
             "{point}: no container interface left"
         );
-        node.assert_clean();
+        assert_clean(&node);
     }
 }
 
 #[test]
 fn adding_an_existing_interface_fails_before_allocating() {
     require_root!();
-    let node = Node::new();
-    let conf = node.conf("1.0.0", json!({}));
+    let node = Node::new("ptp");
+    let conf = ptp_conf(&node, "1.0.0", json!({}));
     let ctr = TestNs::new("ptpx");
     ctr.ip(&[
         "link", "add", "eth0", "type", "veth", "peer", "name", "eth1",
@@ -336,16 +268,17 @@ fn adding_an_existing_interface_fails_before_allocating() {
     let r = node.call("ADD", "ctr-x", &ctr.path(), &conf);
     assert_eq!(r.err_code(), 999);
     assert!(r.stdout.contains("already exists"));
-    assert!(node.reservations().is_empty());
-    node.assert_clean();
+    assert!(node.reservations("ptpnet").is_empty());
+    assert_clean(&node);
 }
 
 #[test]
 fn dns_from_config_overrides_ipam_dns_when_any_field_is_present() {
     require_root!();
-    let node = Node::new();
+    let node = Node::new("ptp");
     let ctr = TestNs::new("ptpdns");
-    let conf = node.conf(
+    let conf = ptp_conf(
+        &node,
         "1.0.0",
         json!({"dns": {"nameservers": ["10.0.0.53"], "search": ["a.example"]}}),
     );
@@ -356,22 +289,22 @@ fn dns_from_config_overrides_ipam_dns_when_any_field_is_present() {
     );
     node.call("DEL", "ctr-dns", &ctr.path(), &conf).ok();
 
-    let conf = node.conf("1.0.0", json!({"dns": {}}));
+    let conf = ptp_conf(&node, "1.0.0", json!({"dns": {}}));
     let r = node.call("ADD", "ctr-dns", &ctr.path(), &conf).json();
     assert!(
         r.get("dns").is_none(),
         "an empty dns object overrides nothing: {r}"
     );
     node.call("DEL", "ctr-dns", &ctr.path(), &conf).ok();
-    node.assert_clean();
+    assert_clean(&node);
 }
 
 #[test]
 fn mtu_applies_to_both_ends() {
     require_root!();
-    let node = Node::new();
+    let node = Node::new("ptp");
     let ctr = TestNs::new("ptpmtu");
-    let conf = node.conf("1.0.0", json!({"mtu": 1400}));
+    let conf = ptp_conf(&node, "1.0.0", json!({"mtu": 1400}));
     let r = node.call("ADD", "ctr-mtu", &ctr.path(), &conf).json();
     let host_veth = r["interfaces"][0]["name"].as_str().unwrap().to_string();
     assert_eq!(ctr.ip_json(&["link", "show", "eth0"])[0]["mtu"], 1400);
@@ -380,13 +313,13 @@ fn mtu_applies_to_both_ends() {
         1400
     );
     node.call("DEL", "ctr-mtu", &ctr.path(), &conf).ok();
-    node.assert_clean();
+    assert_clean(&node);
 }
 
 #[test]
 fn bad_config_fields_are_code_7_and_change_nothing() {
     require_root!();
-    let node = Node::new();
+    let node = Node::new("ptp");
     let ctr = TestNs::new("ptpbad");
     for (extra, mentions) in [
         (json!({"mtu": "big"}), "mtu"),
@@ -396,23 +329,23 @@ fn bad_config_fields_are_code_7_and_change_nothing() {
         (json!({"ipam": {}}), "ipam"),
         (json!({"ipam": {"type": "../host-local"}}), "plugin name"),
     ] {
-        let conf = node.conf("1.0.0", extra.clone());
+        let conf = ptp_conf(&node, "1.0.0", extra.clone());
         let r = node.call("ADD", "ctr-bad", &ctr.path(), &conf);
         assert_eq!(r.err_code(), 7, "{extra}: {}", r.stdout);
         assert!(r.stdout.contains(mentions), "{extra}: {}", r.stdout);
         assert_eq!(ctr.link_names(), vec!["lo".to_string()]);
-        node.assert_clean();
+        assert_clean(&node);
     }
 }
 
 #[test]
 fn go_host_local_as_ipam_works_the_same() {
     require_root!();
-    let Some(node) = Node::with_go_host_local() else {
+    let Some(node) = Node::with_go_host_local("ptp") else {
         return;
     };
     let ctr = TestNs::new("ptpgo");
-    let conf = node.conf("1.0.0", json!({}));
+    let conf = ptp_conf(&node, "1.0.0", json!({}));
     let r = node.call("ADD", "ctr-go", &ctr.path(), &conf);
     r.ok();
     let r = r.json();
@@ -421,11 +354,11 @@ fn go_host_local_as_ipam_works_the_same() {
     assert!(ctr.ping("10.88.0.1"));
     assert!(node.host.ping("10.88.0.2"));
     assert_eq!(
-        node.reservations(),
+        node.reservations("ptpnet"),
         vec!["10.88.0.2".to_string(), "fd88::2".to_string()]
     );
     node.call("CHECK", "ctr-go", &ctr.path(), &with_prev(&conf, &r))
         .ok();
     node.call("DEL", "ctr-go", &ctr.path(), &conf).ok();
-    node.assert_clean();
+    assert_clean(&node);
 }

@@ -268,67 +268,76 @@ impl CniResult {
         serde_json::from_str(&s).map_err(|e| CniError::internal(e.to_string()))
     }
 
-    /// 1.x: sorted keys at every level (serde_json's map is sorted), empty
-    /// lists and DNS omitted.
+    /// 1.x: Go re-marshals the result through a map, so keys are sorted at
+    /// every level; serializing into a `serde_json::Value` (whose map is
+    /// sorted) gives the same. Empty lists and an empty DNS are omitted.
     fn to_v1_value(&self, version: &str) -> serde_json::Value {
-        use serde_json::{json, Map, Value};
-        let mut top = Map::new();
-        top.insert("cniVersion".into(), version.into());
-        if !self.interfaces.is_empty() {
-            let list = self
+        #[derive(Serialize)]
+        struct Printed1<'a> {
+            #[serde(rename = "cniVersion")]
+            cni_version: &'a str,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            interfaces: Vec<Printed1Interface<'a>>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            ips: Vec<Printed1Ip>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            routes: Vec<PrintedRoute>,
+            #[serde(skip_serializing_if = "Dns::is_empty")]
+            dns: &'a Dns,
+        }
+        #[derive(Serialize)]
+        struct Printed1Interface<'a> {
+            name: &'a str,
+            #[serde(skip_serializing_if = "str::is_empty")]
+            mac: &'a str,
+            #[serde(skip_serializing_if = "is_zero")]
+            mtu: i64,
+            #[serde(skip_serializing_if = "str::is_empty")]
+            sandbox: &'a str,
+            #[serde(rename = "socketPath", skip_serializing_if = "str::is_empty")]
+            socket_path: &'a str,
+            #[serde(rename = "pciID", skip_serializing_if = "str::is_empty")]
+            pci_id: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Printed1Ip {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            interface: Option<i64>,
+            #[serde(serialize_with = "serde_ip::ser_cidr")]
+            address: IpNet,
+            #[serde(
+                serialize_with = "serde_ip::ser_opt_ip",
+                skip_serializing_if = "Option::is_none"
+            )]
+            gateway: Option<IpAddr>,
+        }
+        let printed = Printed1 {
+            cni_version: version,
+            interfaces: self
                 .interfaces
                 .iter()
-                .map(|i| {
-                    let mut m = Map::new();
-                    m.insert("name".into(), i.name.clone().into());
-                    let mut opt = |k: &str, v: &str| {
-                        if !v.is_empty() {
-                            m.insert(k.into(), v.into());
-                        }
-                    };
-                    opt("mac", &i.mac);
-                    opt("sandbox", &i.sandbox);
-                    opt("socketPath", &i.socket_path);
-                    opt("pciID", &i.pci_id);
-                    if i.mtu != 0 {
-                        m.insert("mtu".into(), i.mtu.into());
-                    }
-                    Value::Object(m)
+                .map(|i| Printed1Interface {
+                    name: &i.name,
+                    mac: &i.mac,
+                    mtu: i.mtu,
+                    sandbox: &i.sandbox,
+                    socket_path: &i.socket_path,
+                    pci_id: &i.pci_id,
                 })
-                .collect();
-            top.insert("interfaces".into(), Value::Array(list));
-        }
-        if !self.ips.is_empty() {
-            let list = self
+                .collect(),
+            ips: self
                 .ips
                 .iter()
-                .map(|ip| {
-                    let mut m = Map::new();
-                    m.insert("address".into(), ip.address.to_string().into());
-                    if let Some(gw) = ip.gateway {
-                        m.insert("gateway".into(), gw.to_string().into());
-                    }
-                    if let Some(i) = ip.interface {
-                        m.insert("interface".into(), i.into());
-                    }
-                    Value::Object(m)
+                .map(|ip| Printed1Ip {
+                    interface: ip.interface,
+                    address: ip.address,
+                    gateway: ip.gateway,
                 })
-                .collect();
-            top.insert("ips".into(), Value::Array(list));
-        }
-        if !self.routes.is_empty() {
-            // Through serde_json's (sorted) map, as Go's map re-marshal does.
-            let list = self
-                .routes
-                .iter()
-                .map(|r| serde_json::to_value(PrintedRoute::from(r)).unwrap_or_default())
-                .collect();
-            top.insert("routes".into(), Value::Array(list));
-        }
-        if !self.dns.is_empty() {
-            top.insert("dns".into(), json!(self.dns));
-        }
-        Value::Object(top)
+                .collect(),
+            routes: self.routes.iter().map(PrintedRoute::from).collect(),
+            dns: &self.dns,
+        };
+        serde_json::to_value(&printed).unwrap_or_default()
     }
 
     fn to_v04(&self, version: &str) -> Printed04 {

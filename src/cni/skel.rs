@@ -249,3 +249,28 @@ fn dispatch(
         )),
     }
 }
+
+/// A Request for unit tests of plugin code: ADD of container `c` on `eth0`
+/// with `conf` on stdin and `args` as CNI_ARGS, no netns, exec-only
+/// delegation.
+#[cfg(test)]
+pub fn with_test_request<T>(conf: &str, args: &str, f: impl FnOnce(&Request) -> T) -> T {
+    let env = Env::new();
+    let invoker = Invoker::exec_only();
+    let config = json::parse(conf.as_bytes()).unwrap_or(GoValue::Null);
+    let version = version::config_version(&config).unwrap_or_default();
+    let req = Request {
+        command: Command::Add,
+        container_id: "c".into(),
+        netns: String::new(),
+        ifname: "eth0".into(),
+        args: args.into(),
+        path: String::new(),
+        stdin: conf.as_bytes().to_vec(),
+        config,
+        version,
+        env: &env,
+        invoker: &invoker,
+    };
+    f(&req)
+}

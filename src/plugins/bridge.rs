@@ -10,6 +10,7 @@ use crate::netlink::Netlink;
 use crate::steps::bridge::{self as br, VlanPlan};
 use crate::steps::iface::{self, ConfigureOptions};
 use crate::steps::netns::NetNs;
+use crate::steps::overlap::overlap;
 use crate::steps::undo::Undo;
 use crate::steps::veth::{self, VethOptions};
 use crate::steps::{check, fault, ipam, masq, spoofchk, sysctl};
@@ -514,38 +515,31 @@ fn vlan_gateway_iface(
 
 fn del(req: &Request) -> Result<(), CniError> {
     let s = settings(req)?;
-    let mut errors = Vec::new();
-    if !req.netns.is_empty() {
-        match NetNs::open(&req.netns) {
-            Ok(ns) => {
-                let nl = ns.netlink()?;
-                if let Some(link) = nl.link_by_name(&req.ifname)? {
-                    if let Err(e) = nl.link_del(link.index) {
-                        errors.push(CniError::from(e));
-                    }
-                }
+    // The firewall state goes even when the netns or link is already gone
+    // (the reference leaks it), alongside the link: both wait for the kernel.
+    let (mut errors, link_and_ipam) = overlap(
+        || {
+            let mut errors = Vec::new();
+            if s.conf.macspoofchk {
+                errors.extend(spoofchk::teardown(&req.container_id, &req.ifname).err());
             }
-            Err(e) if e.is_not_exist() => {}
-            Err(e) => errors.push(e.into()),
-        }
-    }
-    // IPAM after the link (as the reference), and the firewall state even
-    // when the netns or link is already gone (the reference leaks it).
-    if !s.ipam.is_empty() {
-        if let Err(e) = ipam::del(req, &s.ipam) {
-            errors.push(e);
-        }
-    }
-    if s.conf.macspoofchk {
-        if let Err(e) = spoofchk::teardown(&req.container_id, &req.ifname) {
-            errors.push(e);
-        }
-    }
-    if !s.ipam.is_empty() && s.conf.ip_masq {
-        if let Err(e) = masq::teardown(&[], req.name(), &req.ifname, &req.container_id) {
-            errors.push(e);
-        }
-    }
+            if !s.ipam.is_empty() && s.conf.ip_masq {
+                errors
+                    .extend(masq::teardown(&[], req.name(), &req.ifname, &req.container_id).err());
+            }
+            errors
+        },
+        || {
+            let mut errors = Vec::new();
+            errors.extend(veth::delete(&req.netns, &req.ifname).err());
+            // IPAM after the link, as the reference.
+            if !s.ipam.is_empty() {
+                errors.extend(ipam::del(req, &s.ipam).err());
+            }
+            errors
+        },
+    );
+    errors.extend(link_and_ipam);
     first_error(errors)
 }
 

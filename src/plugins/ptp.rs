@@ -11,6 +11,7 @@ use crate::netlink::route::{Route, RouteMode};
 use crate::netlink::Netlink;
 use crate::steps::iface::{self, ConfigureOptions};
 use crate::steps::netns::NetNs;
+use crate::steps::overlap::overlap;
 use crate::steps::undo::Undo;
 use crate::steps::veth::{self, VethOptions};
 use crate::steps::{check, fault, ipam, masq, sysctl};
@@ -202,30 +203,17 @@ fn del(req: &Request) -> Result<(), CniError> {
     ipam::del(req, &ipam_type)?;
     fault::point("ptp:del-after-ipam")?;
 
-    let mut failure = None;
-    if !req.netns.is_empty() {
-        match NetNs::open(&req.netns) {
-            Ok(ns) => {
-                let nl = ns.netlink()?;
-                // Deleting the container end takes the host end, its
-                // addresses and routes with it.
-                if let Some(link) = nl.link_by_name(&req.ifname)? {
-                    nl.link_del(link.index)?;
-                }
-            }
-            Err(e) if e.is_not_exist() => {}
-            Err(e) => failure = Some(CniError::from(e)),
-        }
-    }
-    // Found by comment, not by the link's addresses: no leak when the
-    // netns or the link is already gone (the reference leaks here).
-    if ptp.ip_masq {
-        masq::teardown(&[], req.name(), &req.ifname, &req.container_id)?;
-    }
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    // Masquerade rules are found by comment, not by the link's addresses:
+    // no leak when the netns or the link is already gone (the reference
+    // leaks here). Removed alongside the link: both wait for the kernel.
+    let (masq, link) = overlap(
+        || match ptp.ip_masq {
+            true => masq::teardown(&[], req.name(), &req.ifname, &req.container_id),
+            false => Ok(()),
+        },
+        || veth::delete(&req.netns, &req.ifname),
+    );
+    link.and(masq)
 }
 
 fn check(req: &Request) -> Result<(), CniError> {

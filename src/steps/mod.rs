@@ -9,6 +9,7 @@ pub mod iface;
 pub mod ipam;
 pub mod masq;
 pub mod netns;
+pub mod overlap;
 pub mod spoofchk;
 pub mod sysctl;
 pub mod undo;

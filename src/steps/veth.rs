@@ -118,6 +118,25 @@ fn lookup_pair(
     })
 }
 
+/// Delete `ifname` in the namespace at `netns`; its peer on the host, with
+/// the addresses and routes on it, goes too. An empty or missing netns path,
+/// or a missing link, is success (DEL is idempotent).
+pub fn delete(netns: &str, ifname: &str) -> Result<(), CniError> {
+    if netns.is_empty() {
+        return Ok(());
+    }
+    let ns = match NetNs::open(netns) {
+        Ok(ns) => ns,
+        Err(e) if e.is_not_exist() => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let nl = ns.netlink()?;
+    if let Some(link) = nl.link_by_name(ifname)? {
+        nl.link_del(link.index)?;
+    }
+    Ok(())
+}
+
 /// Parse a MAC like `c2:11:22:33:44:55` (Go's `net.ParseMAC` for 6 bytes).
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     let parts: Vec<&str> = s.split([':', '-']).collect();

@@ -3,6 +3,8 @@
 //! themselves, and skip-with-a-reason for what this kernel lacks.
 #![allow(dead_code)]
 
+pub mod node;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -328,29 +328,9 @@ pub fn locate_store(req: &Request) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cni::env::{Command, Env};
-    use crate::cni::invoke::Invoker;
-    use crate::cni::json;
 
     fn with_req<T>(conf: &str, args: &str, f: impl FnOnce(&Request) -> T) -> T {
-        let env = Env::new();
-        let invoker = Invoker::exec_only();
-        let config = json::parse(conf.as_bytes()).unwrap();
-        let version = version::config_version(&config).unwrap();
-        let req = Request {
-            command: Command::Add,
-            container_id: "c".into(),
-            netns: String::new(),
-            ifname: "eth0".into(),
-            args: args.into(),
-            path: String::new(),
-            stdin: conf.as_bytes().to_vec(),
-            config,
-            version,
-            env: &env,
-            invoker: &invoker,
-        };
-        f(&req)
+        crate::cni::skel::with_test_request(conf, args, f)
     }
 
     fn load_str(conf: &str, args: &str) -> Result<Config, CniError> {

@@ -340,7 +340,10 @@ impl Index {
     }
 
     fn save(&mut self, store: &Store) -> io::Result<()> {
-        store.aux_remove(STAMP)?;
+        // Files are overwritten in place, so the stamp must not vouch for
+        // them while they change: void it first, in place too (unlinking
+        // and recreating it would free and allocate a block each time).
+        store.aux_write(STAMP, b"void\n")?;
         let targets: Vec<usize> = if self.rebuilt {
             (0..BUCKETS).collect()
         } else {

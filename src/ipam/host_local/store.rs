@@ -18,7 +18,7 @@
 //! contents of its files never equal an owner string.
 
 use nix::errno::Errno;
-use nix::fcntl::{openat, renameat, Flock, FlockArg, OFlag};
+use nix::fcntl::{openat, Flock, FlockArg, OFlag};
 use nix::sys::stat::{fstat, fstatat, futimens, mkdirat, Mode, SFlag};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{unlinkat, UnlinkatFlags};
@@ -310,34 +310,14 @@ impl Store {
     }
 
     /// Record the last IP reserved in a set: bare, no newline, mode 0600,
-    /// replaced atomically.
+    /// overwritten in place as the reference does. A torn write can only
+    /// leave an unparsable IP, which both Go and we read as "start from the
+    /// range start"; in exchange no block is freed or allocated, which on
+    /// ext4 costs ~20x more than the write (measured: 11 us vs 250 us).
     pub fn write_last_reserved(&self, set: usize, ip: IpAddr) -> io::Result<()> {
         let name = format!("{LAST_RESERVED_PREFIX}{set}");
-        self.replace_in_dir(&name, ip.to_string().as_bytes())
-    }
-
-    /// Replace a file of the network directory atomically: write a
-    /// temporary in our subdirectory and rename it over. Without the
-    /// subdirectory, overwrite in place as the reference does.
-    fn replace_in_dir(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
         self.mutated.set(true);
-        match &self.aux {
-            Some(aux) => {
-                let tmp = "tmp.replace";
-                write_new(aux, tmp, bytes)?;
-                match retry(|| renameat(aux, tmp, &self.dir, name)) {
-                    Ok(()) => Ok(()),
-                    // Our subdirectory on another filesystem (a bind mount):
-                    // fall back to the reference's in-place write.
-                    Err(Errno::EXDEV) => {
-                        let _ = unlinkat(aux, tmp, UnlinkatFlags::NoRemoveDir);
-                        write_new(&self.dir, name, bytes)
-                    }
-                    Err(e) => Err(errno(e)),
-                }
-            }
-            None => write_new(&self.dir, name, bytes),
-        }
+        overwrite(&self.dir, &name, ip.to_string().as_bytes())
     }
 
     /// The entries of the network directory that may be reservations:
@@ -404,12 +384,12 @@ impl Store {
         Ok(Some(bytes))
     }
 
-    /// Replace one of our files atomically (temporary + rename).
+    /// Overwrite one of our files in place. Not atomic on its own: the
+    /// index only trusts its files under a stamp written last (see
+    /// `Index::commit`), so a torn write is never read as valid.
     pub fn aux_write(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
         let aux = self.aux.as_ref().ok_or_else(no_aux)?;
-        let tmp = "tmp.aux";
-        write_new(aux, tmp, bytes)?;
-        retry(|| renameat(aux, tmp, aux, name)).map_err(errno)
+        overwrite(aux, name, bytes)
     }
 
     pub fn aux_remove(&self, name: &str) -> io::Result<()> {
@@ -439,13 +419,24 @@ fn no_aux() -> io::Error {
     io::Error::other(format!("no {AUX_DIR} directory"))
 }
 
-/// Create (or truncate) `name` in `dir`, mode 0600 when created, and write
-/// `bytes` (also the reference's in-place write of `last_reserved_ip`).
-fn write_new(dir: &impl AsFd, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let flags =
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let fd = retry(|| openat(dir, name, flags, Mode::from_bits_truncate(0o600))).map_err(errno)?;
-    File::from(fd).write_all(bytes)
+/// Write `bytes` over `name` in `dir` (created 0600 if missing) without
+/// truncating first: write at offset 0, then cut the file to length. Small
+/// files keep their block, so nothing is freed and reallocated.
+fn overwrite(dir: &impl AsFd, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mode = Mode::from_bits_truncate(0o600);
+    let fd = match retry(|| openat(dir, name, flags, mode)) {
+        // A symlink planted where our file belongs is replaced, never
+        // followed.
+        Err(Errno::ELOOP) => {
+            retry(|| unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)).map_err(errno)?;
+            retry(|| openat(dir, name, flags | OFlag::O_EXCL, mode)).map_err(errno)?
+        }
+        r => r.map_err(errno)?,
+    };
+    let file = File::from(fd);
+    std::os::unix::fs::FileExt::write_all_at(&file, bytes, 0)?;
+    file.set_len(bytes.len() as u64)
 }
 
 trait DirBuilderMode {

@@ -40,7 +40,13 @@ fn parse_backend(backend: Option<&str>) -> Result<Backend, CniError> {
 /// "iptables" (the latter only with an iptables binary in PATH); else code 7
 /// naming the field.
 pub fn validate_backend(backend: Option<&str>) -> Result<(), CniError> {
-    check_backend(backend, iptables::find("iptables").is_some())
+    // Only look for the binary when it is asked for (a PATH walk per ADD
+    // otherwise).
+    let want_iptables = parse_backend(backend)? == Backend::Iptables;
+    check_backend(
+        backend,
+        want_iptables && iptables::find("iptables").is_some(),
+    )
 }
 
 fn check_backend(backend: Option<&str>, have_iptables: bool) -> Result<(), CniError> {
