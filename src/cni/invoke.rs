@@ -106,9 +106,11 @@ impl Invoker {
         let mut child_env = env.clone();
         child_env.set("CNI_COMMAND", command.as_str());
         if let Some(applet) = self.in_process_applet(plugin_type, &path) {
+            trace(&format!("{plugin_type} in-process"));
             let out = skel::run(applet, &child_env, &mut &config[..], self);
             return result_of(out, Vec::new());
         }
+        trace(&format!("{plugin_type} exec {}", path.display()));
         let (out, stderr) = exec(&path, config, &child_env)?;
         if !stderr.is_empty() {
             let _ = std::io::stderr().write_all(&stderr);
@@ -150,6 +152,18 @@ impl Invoker {
         self.run(plugin_type, Command::Gc, config, env).map(|_| ())
     }
 }
+
+/// Debug builds only: `CNIBOX_TRACE_INVOKE=1` says on stderr how each
+/// delegate ran, so tests can tell the in-process path from exec.
+#[cfg(debug_assertions)]
+fn trace(what: &str) {
+    if std::env::var_os("CNIBOX_TRACE_INVOKE").is_some() {
+        eprintln!("cnibox-invoke: {what}");
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn trace(_what: &str) {}
 
 /// Exec `path` with `env` and `stdin`, retrying "text file busy".
 pub fn exec(path: &Path, stdin: &[u8], env: &Env) -> Result<(Output, Vec<u8>), CniError> {
