@@ -10,6 +10,7 @@ use crate::netlink::Netlink;
 use crate::steps::bridge::{self as br, VlanPlan};
 use crate::steps::iface::{self, ConfigureOptions};
 use crate::steps::netns::NetNs;
+use crate::steps::nlbatch::Batch;
 use crate::steps::overlap::overlap;
 use crate::steps::undo::Undo;
 use crate::steps::veth::{self, VethOptions};
@@ -379,7 +380,7 @@ fn configure_l3<'a>(
         keep_down: false,
         sysctls,
     };
-    iface::configure(ns, cont_nl, container, result, &opts, &[])?;
+    iface::configure(ns, cont_nl, container, result, &opts, &[], Batch::new())?;
 
     if s.conf.is_gw && !gateways.is_empty() {
         let target = if s.conf.vlan > 0 {

@@ -11,6 +11,7 @@ use crate::netlink::route::{Route, RouteMode};
 use crate::netlink::Netlink;
 use crate::steps::iface::{self, ConfigureOptions};
 use crate::steps::netns::NetNs;
+use crate::steps::nlbatch::Batch;
 use crate::steps::overlap::overlap;
 use crate::steps::undo::Undo;
 use crate::steps::veth::{self, VethOptions};
@@ -136,36 +137,38 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
         keep_down: false,
         sysctls: Vec::new(),
     };
-    iface::configure(&ns, &cont_nl, &pair.container, &result, &opts, &gw_routes)?;
     // ... and everything else, its own subnet included, through it: the
     // kernel's prefix route is replaced by `subnet via gw` (as the
-    // reference, so `ip route` reads the same).
+    // reference, so `ip route` reads the same). All in one batch.
+    let mut swap = Batch::new();
     for (ip, gw) in result.ips.iter().zip(&gateways) {
         let subnet = ip.address.trunc();
-        cont_nl.route_del(&Route::new(subnet, pair.container.index))?;
+        swap.route_del(&Route::new(subnet, pair.container.index));
         let via = Route::new(subnet, pair.container.index)
             .via(*gw)
             .src(ip.address.addr());
-        match cont_nl.route_add(&via, RouteMode::Add) {
-            Err(e) if !e.is_exists() => return Err(e.into()),
-            _ => {}
-        }
+        swap.route_add(&via, RouteMode::Add, true);
     }
+    iface::configure(
+        &ns,
+        &cont_nl,
+        &pair.container,
+        &result,
+        &opts,
+        &gw_routes,
+        swap,
+    )?;
     fault::point("ptp:after-configure")?;
 
     // Host side: the gateway on the host end, a host route to the container.
+    let mut host_side = Batch::new();
     for (ip, gw) in result.ips.iter().zip(&gateways) {
         let flags = if gw.is_ipv4() { 0 } else { IFA_F_NODAD };
-        match host_nl.addr_add(host_index, &host_prefix(*gw), flags) {
-            Err(e) if !e.is_exists() => return Err(e.into()),
-            _ => {}
-        }
+        host_side.addr_add(host_index, &host_prefix(*gw), flags, true);
         let route = Route::new(host_prefix(ip.address.addr()), host_index).scope(RT_SCOPE_HOST);
-        match host_nl.route_add(&route, RouteMode::Add) {
-            Err(e) if !e.is_exists() => return Err(e.into()),
-            _ => {}
-        }
+        host_side.route_add(&route, RouteMode::Add, true);
     }
+    host_side.run(&host_nl)?;
 
     if ptp.ip_masq {
         let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();

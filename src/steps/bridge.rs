@@ -3,6 +3,7 @@
 //! port to come up. Every step is idempotent so concurrent first ADDs on a
 //! new bridge all succeed.
 
+use super::nlbatch::Batch;
 use super::sysctl;
 use crate::cni::CniError;
 use crate::netlink::bridge::PortVlan;
@@ -101,19 +102,18 @@ pub fn enslave(
     isolated: bool,
     vlans: &VlanPlan,
 ) -> Result<(), CniError> {
-    nl.link_set_master(port.index, bridge.index).map_err(|e| {
+    let mut b = Batch::new();
+    b.set_master(port.index, bridge.index).port_flags(
+        port.index,
+        hairpin,
+        isolated.then_some(true),
+    );
+    b.run(nl).map_err(|e| {
         CniError::internal(format!(
-            "failed to connect {:?} to bridge {}: {e}",
+            "failed to attach {:?} to bridge {}: {e}",
             port.name, bridge.name
         ))
     })?;
-    nl.port_set_flags(port.index, hairpin, isolated.then_some(true))
-        .map_err(|e| {
-            CniError::internal(format!(
-                "failed to set hairpin/isolation on {}: {e}",
-                port.name
-            ))
-        })?;
     if vlans.is_empty() {
         return Ok(());
     }

@@ -4,6 +4,7 @@
 //! gateway when a route has none.
 
 use super::netns::NetNs;
+use super::nlbatch::Batch;
 use super::sysctl;
 use crate::cni::result::CniResult;
 use crate::cni::CniError;
@@ -50,7 +51,9 @@ pub fn family_gateways(result: &CniResult) -> (Option<IpAddr>, Option<IpAddr>) {
 
 /// Apply `result` to `link` inside `ns` (`nl` is a socket in `ns`).
 /// `routes_first` are added after the link is up and before the result's
-/// routes (ptp's gateway routes, which the result's routes go through).
+/// routes (ptp's gateway routes, which the result's routes go through);
+/// `tail` runs last. Everything after the addresses goes to the kernel in
+/// one batch (two when DAD must settle in between).
 pub fn configure(
     ns: &NetNs,
     nl: &Netlink,
@@ -58,6 +61,7 @@ pub fn configure(
     result: &CniResult,
     opts: &ConfigureOptions,
     routes_first: &[Route],
+    tail: Batch,
 ) -> Result<(), CniError> {
     if result.interfaces.is_empty() {
         return Err(CniError::internal(
@@ -103,33 +107,27 @@ pub fn configure(
     if opts.noprefixroute {
         flags |= IFA_F_NOPREFIXROUTE;
     }
+    let mut batch = Batch::new();
     for ip in &mine {
         let f = if ip.is_v4() {
             flags & !IFA_F_NODAD
         } else {
             flags
         };
-        nl.addr_add(link.index, &ip.address, f).map_err(|e| {
-            CniError::internal(format!(
-                "failed to add IP addr {} to {:?}: {e}",
-                ip.address, link.name
-            ))
-        })?;
+        batch.addr_add(link.index, &ip.address, f, false);
     }
     if !opts.keep_down {
-        nl.link_set_up(link.index, true)?;
+        batch.link_up(link.index);
     }
 
     let (v4gw, v6gw) = family_gateways(result);
     if v6gw.is_some() && !opts.nodad && !opts.keep_down {
+        std::mem::take(&mut batch).run(nl)?;
         settle_dad(nl, link)?;
     }
 
     for r in routes_first {
-        match nl.route_add(r, RouteMode::Append) {
-            Err(e) if !e.is_exists() => return Err(e.into()),
-            _ => {}
-        }
+        batch.route_add(r, RouteMode::Append, true);
     }
     for r in &result.routes {
         let gw = r.gw.or(if r.dst.addr().is_ipv4() { v4gw } else { v6gw });
@@ -146,10 +144,12 @@ pub fn configure(
             route.scope = u8::try_from(s)
                 .map_err(|_| CniError::config(format!("routes: scope {s} out of range")))?;
         }
-        nl.route_add(&route, RouteMode::Append)
-            .map_err(|e| CniError::internal(format!("failed to add route '{}': {e}", r.dst)))?;
+        batch.route_add(&route, RouteMode::Append, false);
     }
-    Ok(())
+    batch.append(tail);
+    batch
+        .run(nl)
+        .map_err(|e| e.context(format!("failed to configure {:?}", link.name)))
 }
 
 /// `disable_ipv6=0` on `lo` and the interface if needed, and
