@@ -11,7 +11,6 @@ use crate::steps::bridge::{self as br, VlanPlan};
 use crate::steps::iface::{self, ConfigureOptions};
 use crate::steps::netns::NetNs;
 use crate::steps::nlbatch::Batch;
-use crate::steps::overlap::overlap;
 use crate::steps::undo::Undo;
 use crate::steps::veth::{self, VethOptions};
 use crate::steps::{check, fault, ipam, masq, spoofchk, sysctl};
@@ -517,30 +516,30 @@ fn vlan_gateway_iface(
 fn del(req: &Request) -> Result<(), CniError> {
     let s = settings(req)?;
     // The firewall state goes even when the netns or link is already gone
-    // (the reference leaks it), alongside the link: both wait for the kernel.
-    let (mut errors, link_and_ipam) = overlap(
-        || {
-            let mut errors = Vec::new();
-            if s.conf.macspoofchk {
-                errors.extend(spoofchk::teardown(&req.container_id, &req.ifname).err());
-            }
-            if !s.ipam.is_empty() && s.conf.ip_masq {
-                errors
-                    .extend(masq::teardown(&[], req.name(), &req.ifname, &req.container_id).err());
-            }
-            errors
-        },
-        || {
-            let mut errors = Vec::new();
-            errors.extend(veth::delete(&req.netns, &req.ifname).err());
-            // IPAM after the link, as the reference.
-            if !s.ipam.is_empty() {
-                errors.extend(ipam::del(req, &s.ipam).err());
-            }
-            errors
-        },
-    );
-    errors.extend(link_and_ipam);
+    // (the reference leaks it). First, on a socket kept open until the link
+    // is deleted (see masq::teardown_on).
+    let mut errors = Vec::new();
+    let masq_on = !s.ipam.is_empty() && s.conf.ip_masq;
+    let nft = if masq_on || s.conf.macspoofchk {
+        masq::netfilter_socket()?
+    } else {
+        None
+    };
+    // Masquerade first: its iptables check opens sockets of its own, which
+    // must close before any rule is deleted (see masq::teardown_on).
+    if masq_on {
+        let (name, id) = (req.name(), &req.container_id);
+        errors.extend(masq::teardown_on(nft.as_ref(), &[], name, &req.ifname, id).err());
+    }
+    if let (true, Some(nl)) = (s.conf.macspoofchk, nft.as_ref()) {
+        errors.extend(spoofchk::teardown_with(nl, &req.container_id, &req.ifname).err());
+    }
+    errors.extend(veth::delete(&req.netns, &req.ifname).err());
+    drop(nft);
+    // IPAM after the link, as the reference.
+    if !s.ipam.is_empty() {
+        errors.extend(ipam::del(req, &s.ipam).err());
+    }
     first_error(errors)
 }
 

@@ -12,7 +12,6 @@ use crate::netlink::Netlink;
 use crate::steps::iface::{self, ConfigureOptions};
 use crate::steps::netns::NetNs;
 use crate::steps::nlbatch::Batch;
-use crate::steps::overlap::overlap;
 use crate::steps::undo::Undo;
 use crate::steps::veth::{self, VethOptions};
 use crate::steps::{check, fault, ipam, masq, sysctl};
@@ -208,14 +207,25 @@ fn del(req: &Request) -> Result<(), CniError> {
 
     // Masquerade rules are found by comment, not by the link's addresses:
     // no leak when the netns or the link is already gone (the reference
-    // leaks here). Removed alongside the link: both wait for the kernel.
-    let (masq, link) = overlap(
-        || match ptp.ip_masq {
-            true => masq::teardown(&[], req.name(), &req.ifname, &req.container_id),
-            false => Ok(()),
-        },
-        || veth::delete(&req.netns, &req.ifname),
-    );
+    // leaks here). They go first, on a socket kept open until the link is
+    // deleted (see masq::teardown_on).
+    let nft = if ptp.ip_masq {
+        masq::netfilter_socket()?
+    } else {
+        None
+    };
+    let masq = match ptp.ip_masq {
+        true => masq::teardown_on(
+            nft.as_ref(),
+            &[],
+            req.name(),
+            &req.ifname,
+            &req.container_id,
+        ),
+        false => Ok(()),
+    };
+    let link = veth::delete(&req.netns, &req.ifname);
+    drop(nft);
     link.and(masq)
 }
 

@@ -10,7 +10,6 @@ pub mod ipam;
 pub mod masq;
 pub mod netns;
 pub mod nlbatch;
-pub mod overlap;
 pub mod spoofchk;
 pub mod sysctl;
 pub mod undo;

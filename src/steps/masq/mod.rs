@@ -16,6 +16,7 @@ pub mod nft;
 
 use crate::cni::types::Attachment;
 use crate::cni::CniError;
+use crate::netlink::Netlink;
 use ipnet::IpNet;
 use sha2::{Digest, Sha512};
 
@@ -84,8 +85,42 @@ pub fn teardown(
     ifname: &str,
     container_id: &str,
 ) -> Result<(), CniError> {
-    let nft = nft::teardown(network, ifname, container_id);
+    match netfilter_socket() {
+        Ok(nl) => teardown_on(nl.as_ref(), ips, network, ifname, container_id),
+        Err(e) => Err(e),
+    }
+}
+
+/// A netfilter socket, or `None` when the kernel has no nf_tables (nothing
+/// of ours can exist then).
+pub fn netfilter_socket() -> Result<Option<Netlink>, CniError> {
+    match Netlink::netfilter() {
+        Ok(nl) => Ok(Some(nl)),
+        Err(e) if e.is_unsupported() => Ok(None),
+        Err(e) => Err(CniError::internal(format!(
+            "ipMasq (nftables): open netfilter socket: {e}"
+        ))),
+    }
+}
+
+/// [`teardown`] on a netfilter socket the caller owns. Closing such a
+/// socket right after rules were deleted makes the kernel finish its
+/// deferred cleanup first (an RCU grace period, ~10 ms here); a DEL keeps
+/// the socket open while it deletes the veth, which waits for one anyway.
+pub fn teardown_on(
+    nl: Option<&Netlink>,
+    ips: &[IpNet],
+    network: &str,
+    ifname: &str,
+    container_id: &str,
+) -> Result<(), CniError> {
+    // The iptables check opens sockets of its own: run it before any rule
+    // is deleted, so closing them does not wait for the kernel's cleanup.
     let ipt = iptables::teardown(ips, network, container_id);
+    let nft = match nl {
+        Some(nl) => nft::teardown_with(nl, network, ifname, container_id),
+        None => Ok(()),
+    };
     match (nft, ipt) {
         (Ok(()), Ok(())) => Ok(()),
         (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
