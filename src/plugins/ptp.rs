@@ -48,6 +48,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
     let conf = req.net_conf()?;
     let ptp: PtpConf = req.decode()?;
     masq::validate_backend(ptp.ip_masq_backend.as_deref())?;
+    veth::validate_mtu(ptp.mtu)?;
     let ipam_type = ipam::ipam_type(req)?;
 
     // Everything that can be checked is checked before anything changes.
@@ -278,3 +279,4 @@ fn gc(req: &Request) -> Result<(), CniError> {
         )),
     }
 }
+

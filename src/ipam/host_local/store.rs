@@ -143,7 +143,8 @@ impl Store {
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let dir = match retry(|| openat(&base, network, flags, Mode::empty())) {
             Ok(fd) => fd,
-            Err(Errno::ENOENT) if !create => return Ok(None),
+            // A name too long for a directory was never created.
+            Err(Errno::ENOENT) | Err(Errno::ENAMETOOLONG) if !create => return Ok(None),
             Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => {
                 return Err(io::Error::other(format!(
                     "{} is not a directory (a symlink there is refused)",
