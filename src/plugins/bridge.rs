@@ -254,6 +254,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
         s.conf.promisc,
         !s.vlans.is_empty(),
     )?;
+    fault::point("bridge:after-bridge")?;
     let mut undo = Undo::new();
     let pair = veth::create(
         &host_nl,
@@ -302,6 +303,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
         ..Default::default()
     };
 
+    fault::point("bridge:after-veth")?;
     if s.conf.macspoofchk {
         let (id, ifname) = (req.container_id.clone(), req.ifname.clone());
         undo.push(move || {
@@ -315,6 +317,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
         )?;
     }
 
+    fault::point("bridge:after-spoofchk")?;
     match &alloc {
         None => {
             if !s.conf.disable_container_iface {
@@ -557,6 +560,7 @@ fn del(req: &Request) -> Result<(), CniError> {
             Err(e) => errors.push(e.into()),
         }
     }
+    fault::point("bridge:del-after-link")?;
     // IPAM after the link (as the reference), and the firewall state even
     // when the netns or link is already gone (the reference leaks it).
     if !s.ipam.is_empty() {
@@ -564,6 +568,7 @@ fn del(req: &Request) -> Result<(), CniError> {
             errors.push(e);
         }
     }
+    fault::point("bridge:del-after-ipam")?;
     if s.conf.macspoofchk {
         if let Err(e) = spoofchk::teardown(&req.container_id, &req.ifname) {
             errors.push(e);

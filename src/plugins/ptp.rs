@@ -167,6 +167,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
         }
     }
 
+    fault::point("ptp:after-host")?;
     if ptp.ip_masq {
         let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
         let (name, ifname, id) = (
@@ -218,6 +219,7 @@ fn del(req: &Request) -> Result<(), CniError> {
             Err(e) => failure = Some(CniError::from(e)),
         }
     }
+    fault::point("ptp:del-after-link")?;
     // Found by comment, not by the link's addresses: no leak when the
     // netns or the link is already gone (the reference leaks here).
     if ptp.ip_masq {

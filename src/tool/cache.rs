@@ -125,6 +125,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(temp_name(&base));
+    // A leftover of a writer killed before its rename (one attachment has
+    // one writer at a time: the spec forbids parallel operations on it).
+    let _ = std::fs::remove_file(&tmp);
     let result = (|| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -159,19 +162,47 @@ fn crash_point() {
 }
 
 /// Temporary files start with a dot, which no libcni cache name can (a
-/// network name starts with a letter or digit); listings skip them.
+/// network name starts with a letter or digit); listings skip them. One
+/// name per attachment, so a crash leftover is replaced by the next write
+/// and removed by DEL and GC, never piling up.
 fn temp_name(base: &str) -> String {
-    format!(".{base}.{}.tmp", std::process::id())
+    format!(".{base}.tmp")
 }
 
 pub fn is_temp_name(name: &str) -> bool {
     name.starts_with('.')
 }
 
-/// Remove an attachment's cache file (a missing one is fine).
+/// Remove an attachment's cache file (a missing one is fine), and the
+/// temporary a killed writer may have left.
 pub fn remove(cache_dir: &Path, net: &str, rt: &RuntimeConf) {
     if let Ok(p) = path(cache_dir, net, rt) {
-        let _ = std::fs::remove_file(p);
+        let _ = std::fs::remove_file(&p);
+        if let (Some(dir), Some(base)) = (p.parent(), p.file_name()) {
+            let _ = std::fs::remove_file(dir.join(temp_name(&base.to_string_lossy())));
+        }
+    }
+}
+
+/// GC: remove the temporaries of network `net` that killed writers left
+/// (an ADD killed before its rename has no cache entry for GC to find),
+/// except those of `valid` attachments (`None`: keep none).
+pub fn sweep_temps(cache_dir: &Path, net: &str, valid: Option<&[(String, String)]>) {
+    let dir = cache_dir.join("results");
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let keep: Vec<String> = valid
+        .unwrap_or_default()
+        .iter()
+        .map(|(cid, ifname)| temp_name(&format!("{net}-{cid}-{ifname}")))
+        .collect();
+    let prefix = format!(".{net}-");
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&prefix) && name.ends_with(".tmp") && !keep.contains(&name) {
+            let _ = std::fs::remove_file(dir.join(&name));
+        }
     }
 }
 

@@ -70,10 +70,18 @@ pub fn run_raw(
     let waiter = std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
+    let mut killed = false;
     let out = loop {
-        match rx.recv_timeout(Duration::from_millis(50)) {
+        // Wake exactly at the deadline: random kills need their timing.
+        let wait = if killed {
+            Duration::from_millis(50)
+        } else {
+            timeout.saturating_sub(start.elapsed())
+        };
+        match rx.recv_timeout(wait) {
             Ok(out) => break out.expect("wait"),
-            Err(_) if start.elapsed() > timeout => {
+            Err(_) if !killed && start.elapsed() >= timeout => {
+                killed = true;
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),
                     nix::sys::signal::Signal::SIGKILL,

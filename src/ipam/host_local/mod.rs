@@ -124,6 +124,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
         commit(&mut index, &store);
         return Err(e);
     }
+    crate::steps::fault::point("host-local:before-commit")?;
     commit(&mut index, &store);
     Ok(CniResult {
         cni_version: req.version.clone(),
@@ -166,6 +167,7 @@ fn del(req: &Request) -> Result<(), CniError> {
                 store.path().join(&name).display()
             ),
         }
+        crate::steps::fault::point("host-local:del-after-release")?;
     }
     commit(&mut index, &store);
     Ok(())
@@ -364,6 +366,7 @@ fn gc(req: &Request) -> Result<(), CniError> {
         )))
     }
 }
+
 
 #[cfg(test)]
 mod tests {
