@@ -120,6 +120,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .mode(0o700)
         .create(dir)
         .map_err(|e| go_io_error("mkdir", dir, &e))?;
+    not_a_symlink(dir)?;
     let base = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -149,6 +150,30 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
         let _ = d.sync_all();
     }
     result
+}
+
+/// The results directory must be a real directory: a symlink planted there
+/// would send the cache (and GC's listing) anywhere (libcni follows it).
+fn not_a_symlink(dir: &Path) -> Result<(), String> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => Err(format!(
+            "refusing to use {}: it is a symlink",
+            dir.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Read a cache file without following a symlink planted in its place.
+fn read_nofollow(p: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(p)?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out)?;
+    Ok(out)
 }
 
 /// Debug builds only: die between writing the temporary file and renaming
@@ -189,6 +214,9 @@ pub fn remove(cache_dir: &Path, net: &str, rt: &RuntimeConf) {
 /// except those of `valid` attachments (`None`: keep none).
 pub fn sweep_temps(cache_dir: &Path, net: &str, valid: Option<&[(String, String)]>) {
     let dir = cache_dir.join("results");
+    if not_a_symlink(&dir).is_err() {
+        return;
+    }
     let Ok(rd) = std::fs::read_dir(&dir) else {
         return;
     };
@@ -285,7 +313,7 @@ pub fn cached_result(
     rt: &RuntimeConf,
 ) -> Result<Option<CniResult>, String> {
     let p = path(cache_dir, net, rt)?;
-    let Ok(bytes) = std::fs::read(&p) else {
+    let Ok(bytes) = read_nofollow(&p) else {
         return Ok(None);
     };
     let result = match decode(&bytes) {
@@ -331,6 +359,7 @@ pub struct Skipped {
 /// missing directory is an empty list.
 pub fn attachments(cache_dir: &Path) -> Result<(Vec<Attachment>, Skipped), String> {
     let dir = cache_dir.join("results");
+    not_a_symlink(&dir)?;
     let rd = match std::fs::read_dir(&dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -348,7 +377,7 @@ pub fn attachments(cache_dir: &Path) -> Result<(Vec<Attachment>, Skipped), Strin
     let mut skipped = Skipped::default();
     for name in names {
         let file = dir.join(&name);
-        let info = std::fs::read(&file).ok().and_then(|b| decode(&b).ok());
+        let info = read_nofollow(&file).ok().and_then(|b| decode(&b).ok());
         match info {
             Some(info)
                 if info.kind == KIND

@@ -503,10 +503,20 @@ fn no_aux() -> io::Error {
 
 /// Create (or truncate) `name` in `dir`, mode 0600 when created, and write
 /// `bytes` (also the reference's in-place write of `last_reserved_ip`).
+/// A symlink in its place is removed (never followed), so a planted link
+/// can neither redirect the write nor block every ADD.
 fn write_new(dir: &impl AsFd, name: &str, bytes: &[u8]) -> io::Result<()> {
     let flags =
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let fd = retry(|| openat(dir, name, flags, Mode::from_bits_truncate(0o600))).map_err(errno)?;
+    let open = || retry(|| openat(dir, name, flags, Mode::from_bits_truncate(0o600)));
+    let fd = match open() {
+        Err(Errno::ELOOP) => {
+            retry(|| unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)).map_err(errno)?;
+            open()
+        }
+        other => other,
+    }
+    .map_err(errno)?;
     File::from(fd).write_all(bytes)
 }
 
