@@ -270,6 +270,11 @@ fn check(req: &Request) -> Result<(), CniError> {
     Ok(())
 }
 
+/// Fuzzing only (`cargo fuzz`): config, CNI_ARGS and runtimeConfig parsing.
+#[cfg(fuzzing)]
+pub fn fuzz_config(req: &Request) {
+    let _ = load(req);
+}
 
 #[cfg(test)]
 mod tests {

@@ -689,6 +689,11 @@ fn gc(req: &Request) -> Result<(), CniError> {
     first_error(errors)
 }
 
+/// Fuzzing only (`cargo fuzz`): the whole config validation of ADD.
+#[cfg(fuzzing)]
+pub fn fuzz_config(req: &Request) {
+    let _ = settings(req);
+}
 
 #[cfg(test)]
 mod tests {

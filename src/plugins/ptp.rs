@@ -282,3 +282,11 @@ fn gc(req: &Request) -> Result<(), CniError> {
     }
 }
 
+/// Fuzzing only (`cargo fuzz`): every config check ADD makes before it
+/// changes anything.
+#[cfg(fuzzing)]
+pub fn fuzz_config(req: &Request) {
+    let _ = req.net_conf().map(|c| c.dns_override());
+    let _ = req.decode::<PtpConf>();
+    let _ = ipam::ipam_type(req);
+}

@@ -391,6 +391,13 @@ fn run(cli: &Cli, cache_dir: &Path, lookup: InProcessLookup) -> Result<String, S
     }
 }
 
+/// Fuzzing only (`cargo fuzz`): the tool's `CNI_ARGS` and `--valid` parsers.
+#[cfg(fuzzing)]
+pub fn fuzz_args(s: &str) {
+    let _ = parse_cni_args(s);
+    let _ = parse_valid(s);
+    let _ = abs_path(s);
+}
 
 #[cfg(test)]
 mod tests {

@@ -367,6 +367,40 @@ fn gc(req: &Request) -> Result<(), CniError> {
     }
 }
 
+/// Fuzzing only (`cargo fuzz`): the config loader and the store readers.
+#[cfg(fuzzing)]
+pub mod fuzz {
+    use super::*;
+
+    /// Config, CNI_ARGS and runtimeConfig parsing, range canonicalization.
+    pub fn config(req: &Request) {
+        let _ = config::load(req);
+        let _ = config::locate_store(req);
+    }
+
+    /// The index's codecs on arbitrary bytes.
+    pub fn index_codec(bytes: &[u8]) {
+        index::fuzz_codec(bytes);
+    }
+
+    /// Read a store whose files hold arbitrary bytes, as every command
+    /// does: the index (trusted or rebuilt), owners, `last_reserved_ip`.
+    pub fn read_store(data_dir: &Path, name: &str) {
+        let Ok(Some(store)) = Store::open(data_dir, name, false) else {
+            return;
+        };
+        if let Ok(mut idx) = Index::load(&store) {
+            let _ = idx.owned_by(&store, "c1", "eth0");
+            let _ = idx.all(&store);
+        }
+        if let Ok(entries) = store.list() {
+            for e in entries {
+                let _ = store.read_owner(&e.name);
+            }
+        }
+        let _ = store.last_reserved(0);
+    }
+}
 
 #[cfg(test)]
 mod tests {
