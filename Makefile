@@ -2,7 +2,7 @@
 DESTDIR ?= /opt/cni/bin
 BIN := target/static/cnibox
 
-.PHONY: build test lint unit demo install bench bench-quick clean symlinks
+.PHONY: build test lint unit demo install bench bench-quick clean symlinks fuzz
 
 build:
 	./scripts/build.sh
@@ -20,6 +20,12 @@ lint:
 
 unit:
 	cargo test --bins
+
+# Every cargo-fuzz target for FUZZ_SECONDS each (needs nightly; skips with
+# a reason without it). .ci/run calls it after `make test`.
+FUZZ_SECONDS ?= 60
+fuzz:
+	./scripts/fuzz.sh $(FUZZ_SECONDS)
 
 demo: build
 	./scripts/demo.sh $(BIN)

@@ -262,7 +262,8 @@ fn mac_precedence_cni_args_then_args_then_runtime_config() {
         &br_conf(&node, json!({})),
         "MAC=zz",
     );
-    assert_eq!(bad.err_code(), 7);
+    // CNI_ARGS is the environment: code 4 (a bad MAC in the config is 7).
+    assert_eq!(bad.err_code(), 4);
     assert!(bad.stdout.contains("MAC"));
     assert_clean(&node);
 }

@@ -483,6 +483,7 @@ fn a_kill_between_write_and_rename_leaves_the_old_cache_intact() {
     assert!(out.stderr.is_empty(), "{}", out.stderr);
     t.run(&attach("add", "fixnet04")).ok();
     assert!(std::fs::read_to_string(&f).unwrap().contains("changed"));
+    assert_eq!(t.results().len(), 1, "the next write replaced the leftover");
 }
 
 #[test]

@@ -70,6 +70,20 @@ pub struct Route {
 }
 
 impl Route {
+    /// A route an IPAM config may hand out (code 7 naming `path` if not):
+    /// `gw` of the family of `dst`. The reference passes it on and the main
+    /// plugin fails after it has made changes. (Host bits in `dst` are
+    /// accepted, as the reference's own static tests use them.)
+    pub fn validate(&self, path: &str) -> Result<(), CniError> {
+        if let Some(gw) = self.gw.filter(|g| g.is_ipv4() != self.dst.addr().is_ipv4()) {
+            return Err(CniError::config(format!(
+                "{path}.gw: {gw} is not of the family of dst {}",
+                self.dst
+            )));
+        }
+        Ok(())
+    }
+
     pub fn new(dst: IpNet, gw: Option<IpAddr>) -> Self {
         Route {
             dst,

@@ -187,6 +187,13 @@ fn load(req: &Request) -> Result<(Config, NetFile), CniError> {
                     "ipam.addresses[{i}].address: the 'address' field is expected to be in CIDR notation, got: '{s}'"
                 ))
             })?;
+            // Deliberate difference: the reference passes a gateway of the
+            // other family on, and the main plugin fails after changes.
+            if let Some(g) = gw.filter(|g| g.is_ipv4() != net.addr().to_canonical().is_ipv4()) {
+                return Err(CniError::config(format!(
+                    "ipam.addresses[{i}].gateway: {g} is not of the family of address {s}"
+                )));
+            }
             out.push(Address {
                 net: canonical(net),
                 gateway: gw,
@@ -203,6 +210,9 @@ fn load(req: &Request) -> Result<(Config, NetFile), CniError> {
             "CNI version {} does not support more than 1 address per family",
             file.cni_version
         )));
+    }
+    for (i, r) in ipam.routes.iter().enumerate() {
+        r.validate(&format!("ipam.routes[{i}]"))?;
     }
     Ok((
         Config {
@@ -258,6 +268,12 @@ fn check(req: &Request) -> Result<(), CniError> {
         }
     }
     Ok(())
+}
+
+/// Fuzzing only (`cargo fuzz`): config, CNI_ARGS and runtimeConfig parsing.
+#[cfg(fuzzing)]
+pub fn fuzz_config(req: &Request) {
+    let _ = load(req);
 }
 
 #[cfg(test)]

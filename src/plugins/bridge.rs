@@ -149,6 +149,7 @@ fn settings(req: &Request) -> Result<Settings, CniError> {
             conf.vlan
         )));
     }
+    veth::validate_mtu(conf.mtu)?;
     let trunk = trunk_vids(conf.vlan_trunk.as_deref().unwrap_or_default())?;
     if conf.vlan > 0 && !trunk.is_empty() {
         return Err(CniError::config(
@@ -185,10 +186,15 @@ fn settings(req: &Request) -> Result<Settings, CniError> {
     }
     let mac = match mac_src {
         None => None,
-        Some((what, m)) => Some(
-            veth::parse_mac(&m)
-                .ok_or_else(|| CniError::config(format!("{what}: invalid MAC address {m:?}")))?,
-        ),
+        Some((what, m)) => Some(veth::parse_mac(&m).ok_or_else(|| {
+            let msg = format!("{what}: invalid MAC address {m:?}");
+            // CNI_ARGS is the environment (code 4), the rest the config.
+            if what.starts_with("CNI_ARGS") {
+                CniError::env(msg)
+            } else {
+                CniError::config(msg)
+            }
+        })?),
     };
     let vlans = VlanPlan {
         access: conf.vlan as u16,
@@ -204,9 +210,24 @@ fn settings(req: &Request) -> Result<Settings, CniError> {
     })
 }
 
+/// nf_tables names are at most 255 bytes (NFT_NAME_MAXLEN - 1).
+const NFT_NAME_MAX: usize = 255;
+
 fn add(req: &Request) -> Result<CniResult, CniError> {
     let s = settings(req)?;
     let common = req.net_conf()?;
+    // macspoofchk names chains after the attachment: a name the kernel
+    // would refuse fails here, before any change (ADD only: DEL of such an
+    // attachment has nothing to remove and must succeed).
+    if s.conf.macspoofchk
+        && spoofchk::mac_chain(&req.container_id, &req.ifname).len() > NFT_NAME_MAX
+    {
+        return Err(CniError::env(format!(
+            "CNI_CONTAINERID: a container ID of {} bytes is too long for macspoofchk's nftables chain names (at most {} bytes with CNI_IFNAME)",
+            req.container_id.len(),
+            NFT_NAME_MAX - spoofchk::mac_chain("", &req.ifname).len()
+        )));
+    }
     let ns = NetNs::open(&req.netns)?;
     let cont_nl = ns.netlink()?;
     let host_nl = Netlink::route()?;
@@ -216,6 +237,16 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
             req.ifname
         )));
     }
+    // IPAM before the first change to the node (the reference runs it after
+    // making the bridge and the veth): a bad IPAM config then changes
+    // nothing, and the addresses are released again if a later step fails.
+    let alloc = if s.ipam.is_empty() {
+        None
+    } else {
+        let a = ipam::Allocation::new(req, &s.ipam)?;
+        fault::point("bridge:after-ipam")?;
+        Some(a)
+    };
 
     let bridge = br::ensure(
         &host_nl,
@@ -224,6 +255,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
         s.conf.promisc,
         !s.vlans.is_empty(),
     )?;
+    fault::point("bridge:after-bridge")?;
     let mut undo = Undo::new();
     let pair = veth::create(
         &host_nl,
@@ -272,6 +304,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
         ..Default::default()
     };
 
+    fault::point("bridge:after-veth")?;
     if s.conf.macspoofchk {
         let (id, ifname) = (req.container_id.clone(), req.ifname.clone());
         undo.push(move || {
@@ -285,15 +318,14 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
         )?;
     }
 
-    let alloc = if s.ipam.is_empty() {
-        if !s.conf.disable_container_iface {
-            cont_nl.link_set_up(pair.container.index, true)?;
+    fault::point("bridge:after-spoofchk")?;
+    match &alloc {
+        None => {
+            if !s.conf.disable_container_iface {
+                cont_nl.link_set_up(pair.container.index, true)?;
+            }
         }
-        None
-    } else {
-        let alloc = ipam::Allocation::new(req, &s.ipam)?;
-        fault::point("bridge:after-ipam")?;
-        configure_l3(
+        Some(alloc) => configure_l3(
             req,
             &s,
             &ns,
@@ -304,9 +336,8 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
             &alloc.result,
             &mut result,
             &mut undo,
-        )?;
-        Some(alloc)
-    };
+        )?,
+    }
 
     if !s.conf.disable_container_iface {
         let up = br::wait_oper_up(&host_nl, pair.host.index)?;
@@ -536,10 +567,12 @@ fn del(req: &Request) -> Result<(), CniError> {
     }
     errors.extend(veth::delete(&req.netns, &req.ifname).err());
     drop(nft);
+    fault::point("bridge:del-after-link")?;
     // IPAM after the link, as the reference.
     if !s.ipam.is_empty() {
         errors.extend(ipam::del(req, &s.ipam).err());
     }
+    fault::point("bridge:del-after-ipam")?;
     first_error(errors)
 }
 
@@ -648,6 +681,12 @@ fn gc(req: &Request) -> Result<(), CniError> {
         }
     }
     first_error(errors)
+}
+
+/// Fuzzing only (`cargo fuzz`): the whole config validation of ADD.
+#[cfg(fuzzing)]
+pub fn fuzz_config(req: &Request) {
+    let _ = settings(req);
 }
 
 #[cfg(test)]

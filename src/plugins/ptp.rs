@@ -49,6 +49,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
     let conf = req.net_conf()?;
     let ptp: PtpConf = req.decode()?;
     masq::validate_backend(ptp.ip_masq_backend.as_deref())?;
+    veth::validate_mtu(ptp.mtu)?;
     let ipam_type = ipam::ipam_type(req)?;
 
     // Everything that can be checked is checked before anything changes.
@@ -169,6 +170,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
     }
     host_side.run(&host_nl)?;
 
+    fault::point("ptp:after-host")?;
     if ptp.ip_masq {
         let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
         let (name, ifname, id) = (
@@ -226,6 +228,7 @@ fn del(req: &Request) -> Result<(), CniError> {
     };
     let link = veth::delete(&req.netns, &req.ifname);
     drop(nft);
+    fault::point("ptp:del-after-link")?;
     link.and(masq)
 }
 
@@ -278,4 +281,13 @@ fn gc(req: &Request) -> Result<(), CniError> {
                 .join("; "),
         )),
     }
+}
+
+/// Fuzzing only (`cargo fuzz`): every config check ADD makes before it
+/// changes anything.
+#[cfg(fuzzing)]
+pub fn fuzz_config(req: &Request) {
+    let _ = req.net_conf().map(|c| c.dns_override());
+    let _ = req.decode::<PtpConf>();
+    let _ = ipam::ipam_type(req);
 }

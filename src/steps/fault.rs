@@ -1,6 +1,7 @@
 //! Test-only fault injection. In debug builds, `CNIBOX_FAULT=<point>` makes
 //! the named step fail with an error, and `CNIBOX_FAULT=<point>:abort` kills
-//! the process there (like `kill -9` mid-ADD: no cleanup runs). Release
+//! the process there (like `kill -9` mid-ADD: no cleanup runs), and
+//! `<point>:panic` panics there (a bug: it must still answer in CNI form). Release
 //! builds compile this to nothing.
 
 use crate::cni::CniError;
@@ -16,6 +17,9 @@ pub fn point(name: &str) -> Result<(), CniError> {
         }
         if w.strip_suffix(":abort") == Some(name) {
             std::process::abort();
+        }
+        if w.strip_suffix(":panic") == Some(name) {
+            panic!("injected panic at {name}");
         }
     }
     Ok(())

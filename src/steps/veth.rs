@@ -137,6 +137,19 @@ pub fn delete(netns: &str, ifname: &str) -> Result<(), CniError> {
     Ok(())
 }
 
+/// The MTUs the kernel takes for a veth or a bridge: 68 (ETH_MIN_MTU) to
+/// 65535 (ETH_MAX_MTU); 0 means its default. Checked before any change
+/// (code 7 naming the field), where the reference fails at the kernel.
+pub fn validate_mtu(mtu: u32) -> Result<(), CniError> {
+    if mtu == 0 || (68..=65535).contains(&mtu) {
+        Ok(())
+    } else {
+        Err(CniError::config(format!(
+            "mtu: invalid MTU {mtu} (must be between 68 and 65535)"
+        )))
+    }
+}
+
 /// Parse a MAC like `c2:11:22:33:44:55` (Go's `net.ParseMAC` for 6 bytes).
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     let parts: Vec<&str> = s.split([':', '-']).collect();

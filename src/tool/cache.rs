@@ -120,11 +120,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .mode(0o700)
         .create(dir)
         .map_err(|e| go_io_error("mkdir", dir, &e))?;
+    not_a_symlink(dir)?;
     let base = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(temp_name(&base));
+    // A leftover of a writer killed before its rename (one attachment has
+    // one writer at a time: the spec forbids parallel operations on it).
+    let _ = std::fs::remove_file(&tmp);
     let result = (|| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -148,6 +152,30 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     result
 }
 
+/// The results directory must be a real directory: a symlink planted there
+/// would send the cache (and GC's listing) anywhere (libcni follows it).
+fn not_a_symlink(dir: &Path) -> Result<(), String> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => Err(format!(
+            "refusing to use {}: it is a symlink",
+            dir.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Read a cache file without following a symlink planted in its place.
+fn read_nofollow(p: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(p)?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out)?;
+    Ok(out)
+}
+
 /// Debug builds only: die between writing the temporary file and renaming
 /// it, as a `kill -9` at the worst moment would (tests prove the old cache
 /// survives).
@@ -159,19 +187,50 @@ fn crash_point() {
 }
 
 /// Temporary files start with a dot, which no libcni cache name can (a
-/// network name starts with a letter or digit); listings skip them.
+/// network name starts with a letter or digit); listings skip them. One
+/// name per attachment, so a crash leftover is replaced by the next write
+/// and removed by DEL and GC, never piling up.
 fn temp_name(base: &str) -> String {
-    format!(".{base}.{}.tmp", std::process::id())
+    format!(".{base}.tmp")
 }
 
 pub fn is_temp_name(name: &str) -> bool {
     name.starts_with('.')
 }
 
-/// Remove an attachment's cache file (a missing one is fine).
+/// Remove an attachment's cache file (a missing one is fine), and the
+/// temporary a killed writer may have left.
 pub fn remove(cache_dir: &Path, net: &str, rt: &RuntimeConf) {
     if let Ok(p) = path(cache_dir, net, rt) {
-        let _ = std::fs::remove_file(p);
+        let _ = std::fs::remove_file(&p);
+        if let (Some(dir), Some(base)) = (p.parent(), p.file_name()) {
+            let _ = std::fs::remove_file(dir.join(temp_name(&base.to_string_lossy())));
+        }
+    }
+}
+
+/// GC: remove the temporaries of network `net` that killed writers left
+/// (an ADD killed before its rename has no cache entry for GC to find),
+/// except those of `valid` attachments (`None`: keep none).
+pub fn sweep_temps(cache_dir: &Path, net: &str, valid: Option<&[(String, String)]>) {
+    let dir = cache_dir.join("results");
+    if not_a_symlink(&dir).is_err() {
+        return;
+    }
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let keep: Vec<String> = valid
+        .unwrap_or_default()
+        .iter()
+        .map(|(cid, ifname)| temp_name(&format!("{net}-{cid}-{ifname}")))
+        .collect();
+    let prefix = format!(".{net}-");
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&prefix) && name.ends_with(".tmp") && !keep.contains(&name) {
+            let _ = std::fs::remove_file(dir.join(&name));
+        }
     }
 }
 
@@ -254,7 +313,7 @@ pub fn cached_result(
     rt: &RuntimeConf,
 ) -> Result<Option<CniResult>, String> {
     let p = path(cache_dir, net, rt)?;
-    let Ok(bytes) = std::fs::read(&p) else {
+    let Ok(bytes) = read_nofollow(&p) else {
         return Ok(None);
     };
     let result = match decode(&bytes) {
@@ -300,6 +359,7 @@ pub struct Skipped {
 /// missing directory is an empty list.
 pub fn attachments(cache_dir: &Path) -> Result<(Vec<Attachment>, Skipped), String> {
     let dir = cache_dir.join("results");
+    not_a_symlink(&dir)?;
     let rd = match std::fs::read_dir(&dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -317,7 +377,7 @@ pub fn attachments(cache_dir: &Path) -> Result<(Vec<Attachment>, Skipped), Strin
     let mut skipped = Skipped::default();
     for name in names {
         let file = dir.join(&name);
-        let info = std::fs::read(&file).ok().and_then(|b| decode(&b).ok());
+        let info = read_nofollow(&file).ok().and_then(|b| decode(&b).ok());
         match info {
             Some(info)
                 if info.kind == KIND

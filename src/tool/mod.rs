@@ -12,6 +12,7 @@ pub mod ipam_ls;
 pub mod ls;
 pub mod runtime;
 
+use crate::cni::env;
 use crate::cni::invoke::InProcessLookup;
 use crate::cni::{Env, Invoker};
 use cache::RuntimeConf;
@@ -278,12 +279,14 @@ fn parse_cni_args(s: &str) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
-/// `--valid ID/IFNAME,ID2/IFNAME2` ('' is an empty list).
+/// `--valid ID/IFNAME,ID2/IFNAME2` ('' is an empty list). Every entry must
+/// be a valid container ID and interface name: a typo must not turn into a
+/// list that makes GC release everything.
 fn parse_valid(s: &str) -> Result<Vec<(String, String)>, String> {
     s.split(',')
         .filter(|p| !p.trim().is_empty())
         .map(|p| match p.trim().split_once('/') {
-            Some((id, ifname)) if !id.is_empty() && !ifname.is_empty() => {
+            Some((id, ifname)) if env::is_valid_id(id) && env::validate_ifname(ifname).is_ok() => {
                 Ok((id.to_string(), ifname.to_string()))
             }
             _ => Err(format!("--valid: {p:?} is not CONTAINERID/IFNAME")),
@@ -386,6 +389,14 @@ fn run(cli: &Cli, cache_dir: &Path, lookup: InProcessLookup) -> Result<String, S
         }
         other => Err(format!("unknown command {other:?}")),
     }
+}
+
+/// Fuzzing only (`cargo fuzz`): the tool's `CNI_ARGS` and `--valid` parsers.
+#[cfg(fuzzing)]
+pub fn fuzz_args(s: &str) {
+    let _ = parse_cni_args(s);
+    let _ = parse_valid(s);
+    let _ = abs_path(s);
 }
 
 #[cfg(test)]

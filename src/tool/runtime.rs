@@ -143,6 +143,7 @@ impl Runtime {
             result = Some(r);
         }
         let result = result.ok_or("no plugin configs found")?;
+        crate::steps::fault::point("tool:before-cache").map_err(|e| e.to_string())?;
         let write = || -> Result<(), String> {
             let p = cache::path(&self.cache_dir, &list.name, rt)?;
             let bytes = cache::encode(&list.bytes, &list.name, rt, &result)?;
@@ -172,6 +173,7 @@ impl Runtime {
                 return Err(format!("plugin {} failed (delete): {e}", p.description()));
             }
         }
+        crate::steps::fault::point("tool:del-before-cache").map_err(|e| e.to_string())?;
         // libcni removes the cache only when it read a result from it, so
         // a < 0.4.0 attachment's file stays forever; we always remove it.
         cache::remove(&self.cache_dir, &list.name, rt);
@@ -277,6 +279,7 @@ impl Runtime {
                 ));
             }
         }
+        cache::sweep_temps(&self.cache_dir, &list.name, valid);
         if version::ge(&list.cni_version, "1.1.0").unwrap_or(false) {
             let valid_json = valid.map(|v| {
                 let mut s = String::from("[");

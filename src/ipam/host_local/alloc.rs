@@ -98,6 +98,7 @@ fn record(
     a: &Allocated,
 ) -> Result<(), CniError> {
     let name = a.ip.to_string();
+    crate::steps::fault::point("host-local:after-reserve")?;
     // A reclaimed empty file may have been indexed with an empty owner.
     let _ = index.remove(store, &name, "");
     if let Err(e) = store.write_last_reserved(set_idx, a.ip) {

@@ -13,6 +13,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
+/// The longest file name (NAME_MAX): the network's directory in the store.
+const MAX_NAME: usize = 255;
 
 /// A validated host-local configuration.
 #[derive(Debug, Clone)]
@@ -182,13 +184,14 @@ fn decode(req: &Request) -> Result<(NetFile, IpamFile), CniError> {
     Ok((file, ipam))
 }
 
-/// The requested IPs in the reference's order, each once.
-fn requested_ips(req: &Request, file: &NetFile) -> Result<Vec<IpAddr>, CniError> {
-    let mut out: Vec<IpAddr> = Vec::new();
+/// The requested IPs in the reference's order, each once, with where each
+/// came from (`CNI_ARGS` or the config path) for messages.
+fn requested_ips(req: &Request, file: &NetFile) -> Result<Vec<(IpAddr, String)>, CniError> {
+    let mut out: Vec<(IpAddr, String)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let mut push = |ip: IpAddr| {
+    let mut push = |ip: IpAddr, from: String| {
         if seen.insert(ip) {
-            out.push(ip);
+            out.push((ip, from));
         }
     };
     if !req.args.is_empty() {
@@ -198,7 +201,7 @@ fn requested_ips(req: &Request, file: &NetFile) -> Result<Vec<IpAddr>, CniError>
                 CniError::env(format!("ARGS: error parsing value of pair \"IP={v}\": {e}"))
             })?;
             if let Some(ip) = ip {
-                push(ip);
+                push(ip, CNI_ARGS_IP.to_string());
             }
         }
     }
@@ -217,7 +220,7 @@ fn requested_ips(req: &Request, file: &NetFile) -> Result<Vec<IpAddr>, CniError>
         for (i, s) in list.iter().enumerate() {
             let path = format!("{path}[{i}]");
             match requested_ip(s.as_deref().unwrap_or_default()) {
-                Ok(Some(ip)) => push(ip),
+                Ok(Some(ip)) => push(ip, path),
                 Ok(None) => return Err(bad(&path, "cannot understand ip: IP <nil> not v4 nor v6")),
                 Err(e) => return Err(bad(&path, e)),
             }
@@ -225,6 +228,8 @@ fn requested_ips(req: &Request, file: &NetFile) -> Result<Vec<IpAddr>, CniError>
     }
     Ok(out)
 }
+
+const CNI_ARGS_IP: &str = "CNI_ARGS IP";
 
 /// Load and validate the whole configuration (ADD, CHECK, STATUS, and DEL
 /// when the configuration is still valid).
@@ -251,6 +256,17 @@ pub fn load(req: &Request) -> Result<Config, CniError> {
     sourced.extend(raw_sets("ipam.ranges", &ipam.ranges)?);
 
     let requested = requested_ips(req, &file)?;
+    for (i, r) in ipam.routes.iter().enumerate() {
+        r.validate(&format!("ipam.routes[{i}]"))?;
+    }
+    // A name the store cannot be made with fails here, not after changes.
+    let name = req.name();
+    if name.len() > MAX_NAME {
+        return Err(bad(
+            "name",
+            format!("the network name is longer than {MAX_NAME} bytes, too long for the store's directory name"),
+        ));
+    }
 
     if sourced.is_empty() {
         return Err(bad("ipam.ranges", "no IP ranges specified"));
@@ -290,6 +306,21 @@ pub fn load(req: &Request) -> Result<Config, CniError> {
             }
         }
     }
+
+    // A requested IP that no range set holds fails before the store is
+    // touched (the reference fails after allocating the other sets; the
+    // message is the same), with the code of where it came from.
+    for (ip, from) in &requested {
+        if !sets.iter().any(|s| s.contains(*ip)) {
+            let msg = format!("failed to allocate all requested IPs: {ip} is in no range set");
+            return Err(if from == CNI_ARGS_IP {
+                CniError::env(format!("{from}: {msg}"))
+            } else {
+                bad(from, msg)
+            });
+        }
+    }
+    let requested = requested.into_iter().map(|(ip, _)| ip).collect();
 
     Ok(Config {
         name: req.name().to_string(),
@@ -377,7 +408,7 @@ mod tests {
     fn requested_ips_merge_cni_args_args_and_runtime_config() {
         let c = load_str(
             r#"{"cniVersion":"0.3.1","name":"mynet",
-            "args":{"cni":{"ips":["10.1.2.11","11.11.11.11","2001:db8:1::11/64","10.1.2.10"]}},
+            "args":{"cni":{"ips":["10.1.2.11","10.1.2.13","2001:db8:1::11/64","10.1.2.10"]}},
             "runtimeConfig":{"ips":["10.1.2.12/24"]},
             "ipam":{"ranges":[[{"subnet":"10.1.2.0/24"}],[{"subnet":"2001:db8:1::/64"}]]}}"#,
             "IgnoreUnknown=1;K8S_POD_NAME=x;IP=10.1.2.10",
@@ -389,10 +420,51 @@ mod tests {
             [
                 "10.1.2.10",
                 "10.1.2.11",
-                "11.11.11.11",
+                "10.1.2.13",
                 "2001:db8:1::11",
                 "10.1.2.12"
             ]
+        );
+    }
+
+    #[test]
+    fn a_requested_ip_in_no_range_fails_before_the_store_with_its_source() {
+        let conf = r#"{"name":"n","ipam":{"subnet":"10.1.2.0/24"}}"#;
+        let e = load_str(conf, "IP=11.11.11.11").unwrap_err();
+        assert_eq!(e.code, 4, "CNI_ARGS is the environment");
+        assert!(
+            e.msg
+                .starts_with("CNI_ARGS IP: failed to allocate all requested IPs: 11.11.11.11"),
+            "{}",
+            e.msg
+        );
+        let e = load_str(
+            r#"{"name":"n","ipam":{"subnet":"10.1.2.0/24"},"runtimeConfig":{"ips":["10.1.2.5","fd00::5"]}}"#,
+            "",
+        )
+        .unwrap_err();
+        assert_eq!(e.code, 7);
+        assert!(
+            e.msg
+                .starts_with("runtimeConfig.ips[1]: failed to allocate all requested IPs: fd00::5"),
+            "{}",
+            e.msg
+        );
+    }
+
+    #[test]
+    fn gateways_of_the_other_family_are_refused() {
+        let e = err(
+            r#"{"name":"n","ipam":{"subnet":"10.1.2.0/24","routes":[{"dst":"0.0.0.0/0","gw":"fd00::1"}]}}"#,
+        );
+        assert!(
+            e.starts_with("ipam.routes[0].gw: fd00::1 is not of the family"),
+            "{e}"
+        );
+        let e = err(r#"{"name":"n","ipam":{"subnet":"10.1.2.0/24","gateway":"fd00::1"}}"#);
+        assert!(
+            e.contains("gateway fd00::1 is not of the family of network 10.1.2.0/24"),
+            "{e}"
         );
     }
 

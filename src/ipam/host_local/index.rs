@@ -389,6 +389,27 @@ impl Index {
     }
 }
 
+/// Fuzzing only: decoding never panics, and what we write reads back.
+#[cfg(fuzzing)]
+pub(super) fn fuzz_codec(bytes: &[u8]) {
+    let _ = decode_bucket(bytes);
+    let _ = check_stamp(bytes, STAMP_MAGIC);
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        let _ = decode_present(s);
+        let _ = unescape(s);
+        assert_eq!(
+            unescape(&escape(s)).as_deref(),
+            Some(s),
+            "escape round trip"
+        );
+        let items = vec![Item {
+            name: "10.0.0.2".into(),
+            owner: s.to_string(),
+        }];
+        assert_eq!(decode_bucket(&encode_bucket(&items)), Some(items));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

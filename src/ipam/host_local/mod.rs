@@ -124,6 +124,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
         commit(&mut index, &store);
         return Err(e);
     }
+    crate::steps::fault::point("host-local:before-commit")?;
     commit(&mut index, &store);
     Ok(CniResult {
         cni_version: req.version.clone(),
@@ -166,6 +167,7 @@ fn del(req: &Request) -> Result<(), CniError> {
                 store.path().join(&name).display()
             ),
         }
+        crate::steps::fault::point("host-local:del-after-release")?;
     }
     commit(&mut index, &store);
     Ok(())
@@ -362,6 +364,41 @@ fn gc(req: &Request) -> Result<(), CniError> {
             "host-local: garbage collection failed: {}",
             errors.join("; ")
         )))
+    }
+}
+
+/// Fuzzing only (`cargo fuzz`): the config loader and the store readers.
+#[cfg(fuzzing)]
+pub mod fuzz {
+    use super::*;
+
+    /// Config, CNI_ARGS and runtimeConfig parsing, range canonicalization.
+    pub fn config(req: &Request) {
+        let _ = config::load(req);
+        let _ = config::locate_store(req);
+    }
+
+    /// The index's codecs on arbitrary bytes.
+    pub fn index_codec(bytes: &[u8]) {
+        index::fuzz_codec(bytes);
+    }
+
+    /// Read a store whose files hold arbitrary bytes, as every command
+    /// does: the index (trusted or rebuilt), owners, `last_reserved_ip`.
+    pub fn read_store(data_dir: &Path, name: &str) {
+        let Ok(Some(store)) = Store::open(data_dir, name, false) else {
+            return;
+        };
+        if let Ok(mut idx) = Index::load(&store) {
+            let _ = idx.owned_by(&store, "c1", "eth0");
+            let _ = idx.all(&store);
+        }
+        if let Ok(entries) = store.list() {
+            for e in entries {
+                let _ = store.read_owner(&e.name);
+            }
+        }
+        let _ = store.last_reserved(0);
     }
 }
 

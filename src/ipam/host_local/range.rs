@@ -47,6 +47,7 @@ pub enum Field {
     Subnet,
     RangeStart,
     RangeEnd,
+    Gateway,
 }
 
 impl Field {
@@ -55,6 +56,7 @@ impl Field {
             Field::Subnet => "subnet",
             Field::RangeStart => "rangeStart",
             Field::RangeEnd => "rangeEnd",
+            Field::Gateway => "gateway",
         }
     }
 }
@@ -144,6 +146,17 @@ impl RawRange {
             ));
         }
         let first = next_ip(subnet.addr()).unwrap_or(subnet.addr());
+        // Deliberate difference: the reference takes a gateway of the other
+        // family and the main plugin fails later, after changes.
+        if let Some(g) = self
+            .gateway
+            .filter(|g| g.is_ipv4() != subnet.addr().is_ipv4())
+        {
+            return Err((
+                Field::Gateway,
+                format!("gateway {g} is not of the family of network {subnet}"),
+            ));
+        }
         let gateway = self.gateway.unwrap_or(first);
         let start = match self.range_start {
             Some(s) => {

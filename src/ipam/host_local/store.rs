@@ -18,10 +18,10 @@
 //! contents of its files never equal an owner string.
 
 use nix::errno::Errno;
-use nix::fcntl::{openat, Flock, FlockArg, OFlag};
+use nix::fcntl::{openat, AtFlags, Flock, FlockArg, OFlag};
 use nix::sys::stat::{fstat, fstatat, futimens, mkdirat, Mode, SFlag};
 use nix::sys::time::TimeSpec;
-use nix::unistd::{unlinkat, UnlinkatFlags};
+use nix::unistd::{linkat, unlinkat, UnlinkatFlags};
 use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -143,7 +143,8 @@ impl Store {
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let dir = match retry(|| openat(&base, network, flags, Mode::empty())) {
             Ok(fd) => fd,
-            Err(Errno::ENOENT) if !create => return Ok(None),
+            // A name too long for a directory was never created.
+            Err(Errno::ENOENT) | Err(Errno::ENAMETOOLONG) if !create => return Ok(None),
             Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => {
                 return Err(io::Error::other(format!(
                     "{} is not a directory (a symlink there is refused)",
@@ -212,13 +213,23 @@ impl Store {
 
     // ---- reservations ------------------------------------------------------
 
-    /// Reserve `ip` for `owner`: create its file exclusively and write the
-    /// owner in one write. An existing empty file is reclaimed first: under
-    /// the lock nobody is between creating and writing one (the reference
-    /// writes under the lock too), so it is what a crash left behind, and it
-    /// must not block the address forever.
+    /// Reserve `ip` for `owner`: its file appears with the owner already
+    /// in it, or not at all. The owner is written to a temporary in our
+    /// subdirectory, which is then hard-linked into place: link(2) fails if
+    /// the name exists, so it is as exclusive as O_EXCL, and a crash can
+    /// never leave an empty reservation that no DEL matches (the reference
+    /// creates, then writes). Without our subdirectory (or across
+    /// filesystems), the reference's way. An existing empty file is
+    /// reclaimed first: under the lock nobody is between creating and
+    /// writing one, so it is what a crash of the reference (or of the
+    /// fallback) left behind, and it must not block the address forever.
     pub fn reserve(&self, ip: IpAddr, owner: &str) -> io::Result<Reserve> {
         let name = ip.to_string();
+        if let Some(aux) = &self.aux {
+            if let Some(r) = self.reserve_by_link(aux, &name, owner)? {
+                return Ok(r);
+            }
+        }
         let flags =
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let mut reclaimed = false;
@@ -234,7 +245,10 @@ impl Store {
                 Ok(fd) => {
                     self.mutated.set(true);
                     let mut f = File::from(fd);
-                    if let Err(e) = f.write_all(owner.as_bytes()) {
+                    // Tests: die with the file made and still empty.
+                    let fault = crate::steps::fault::point("host-local:mid-reserve")
+                        .map_err(|e| io::Error::other(e.msg));
+                    if let Err(e) = fault.and_then(|_| f.write_all(owner.as_bytes())) {
                         drop(f);
                         let _ = self.release(&name);
                         return Err(e);
@@ -249,6 +263,54 @@ impl Store {
                 Err(e) => return Err(errno(e)),
             }
         }
+    }
+
+    /// [`reserve`](Self::reserve) by writing a temporary in `aux` and
+    /// linking it into place; `None` when links cannot be made here (the
+    /// caller falls back on create-then-write).
+    fn reserve_by_link(
+        &self,
+        aux: &OwnedFd,
+        name: &str,
+        owner: &str,
+    ) -> io::Result<Option<Reserve>> {
+        const TMP: &str = "tmp.reserve";
+        // Never write through an old temporary: after a crash between link
+        // and unlink it IS a reservation.
+        match retry(|| unlinkat(aux, TMP, UnlinkatFlags::NoRemoveDir)) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(e) => return Err(errno(e)),
+        }
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd =
+            retry(|| openat(aux, TMP, flags, Mode::from_bits_truncate(0o600))).map_err(errno)?;
+        File::from(fd).write_all(owner.as_bytes())?;
+        // Tests: die before the reservation exists.
+        crate::steps::fault::point("host-local:mid-reserve")
+            .map_err(|e| io::Error::other(e.msg))?;
+        let mut reclaimed = false;
+        let res = loop {
+            match retry(|| linkat(aux, TMP, &self.dir, name, AtFlags::empty())) {
+                Ok(()) => {
+                    self.mutated.set(true);
+                    break Ok(Some(Reserve::Reserved));
+                }
+                Err(Errno::EEXIST) if !reclaimed && self.is_empty_file(name) => {
+                    if let Err(e) = self.release(name) {
+                        break Err(e);
+                    }
+                    reclaimed = true;
+                }
+                Err(Errno::EEXIST) => break Ok(Some(Reserve::Taken)),
+                // No hard links here (another filesystem, or one without
+                // them): the reference's way.
+                Err(Errno::EXDEV) | Err(Errno::EPERM) | Err(Errno::EOPNOTSUPP) => break Ok(None),
+                Err(e) => break Err(errno(e)),
+            }
+        };
+        let _ = retry(|| unlinkat(aux, TMP, UnlinkatFlags::NoRemoveDir));
+        res
     }
 
     fn is_empty_file(&self, name: &str) -> bool {

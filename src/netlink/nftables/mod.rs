@@ -443,5 +443,14 @@ pub fn list_rules(
         .collect())
 }
 
+/// Fuzzing only: decode a reply body as a table, a chain and a rule.
+#[cfg(fuzzing)]
+pub fn fuzz_decode(payload: &[u8]) -> Option<Rule> {
+    let (f, a) = (*payload.first()?, Attrs::new(payload.get(4..)?));
+    let _ = Table::decode(f, a.clone());
+    let _ = Chain::decode(f, a.clone());
+    Rule::decode(f, a)
+}
+
 #[cfg(test)]
 mod tests;
