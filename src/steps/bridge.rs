@@ -23,19 +23,26 @@ pub fn ensure(
     promisc: bool,
     vlan_filtering: bool,
 ) -> Result<Link, CniError> {
-    match nl.bridge_add(name, mtu, vlan_filtering) {
-        Ok(()) => {}
-        Err(e) if e.is_exists() => {}
-        Err(e) if e.is_unsupported() && vlan_filtering => {
-            return Err(CniError::unsupported(format!(
-                "could not add {name:?} with VLAN filtering: {e} (the kernel lacks bridge VLAN filtering)"
-            )))
+    // Usually the bridge is there already: look first, create only if not.
+    let br = match nl.link_by_name(name)? {
+        Some(br) => br,
+        None => {
+            match nl.bridge_add(name, mtu, vlan_filtering) {
+                Ok(()) => {}
+                // A concurrent first ADD made it a moment ago.
+                Err(e) if e.is_exists() => {}
+                Err(e) if e.is_unsupported() && vlan_filtering => {
+                    return Err(CniError::unsupported(format!(
+                        "could not add {name:?} with VLAN filtering: {e} (the kernel lacks bridge VLAN filtering)"
+                    )))
+                }
+                Err(e) => return Err(CniError::internal(format!("could not add {name:?}: {e}"))),
+            }
+            nl.link_by_name(name)?.ok_or_else(|| {
+                CniError::internal(format!("could not lookup {name:?}: link vanished"))
+            })?
         }
-        Err(e) => return Err(CniError::internal(format!("could not add {name:?}: {e}"))),
-    }
-    let br = nl
-        .link_by_name(name)?
-        .ok_or_else(|| CniError::internal(format!("could not lookup {name:?}: link vanished")))?;
+    };
     if br.kind != "bridge" {
         return Err(CniError::config(format!(
             "bridge: {name:?} already exists but is not a bridge"
@@ -173,7 +180,11 @@ pub fn ensure_gateway(nl: &Netlink, link: &Link, gw: IpNet, force: bool) -> Resu
             }
         }
     }
-    if !present {
+    if present {
+        // The ADD that put it there pinned the MAC already.
+        return Ok(());
+    }
+    {
         // No DAD on our own gateway: it is usable at once (the reference's
         // stays tentative for a second or two, and the first IPv6 packets
         // of a new pod go nowhere).

@@ -89,8 +89,9 @@ pub fn configure(
         let name = link.name.clone();
         let extra = &opts.sysctls;
         ns.run(move || -> std::io::Result<()> {
+            // Settings of the interface just created: write, no need to read.
             for (path, value) in extra {
-                let _ = sysctl::ensure(path, value);
+                let _ = sysctl::write(path, value);
             }
             if want_v6 {
                 enable_ipv6(&name)?;

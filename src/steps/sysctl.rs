@@ -26,6 +26,12 @@ pub fn ensure(path: &str, value: &str) -> io::Result<()> {
     std::fs::write(path, value).map_err(|e| io::Error::new(e.kind(), format!("write {path}: {e}")))
 }
 
+/// Write `value` without reading first: for a setting of an interface
+/// that was just created, where the read would only cost time.
+pub fn write(path: &str, value: &str) -> io::Result<()> {
+    std::fs::write(path, value).map_err(|e| io::Error::new(e.kind(), format!("write {path}: {e}")))
+}
+
 /// Enable IP forwarding for the families in use (Go's `ip.EnableForward`).
 pub fn enable_forwarding(v4: bool, v6: bool) -> io::Result<()> {
     if v4 {

@@ -80,7 +80,7 @@ pub fn create(
                 let pair = pair?;
                 // The host end must not take router advertisements from the
                 // container (Go sets the same; IPv6 may be disabled: ignore).
-                let _ = sysctl::ensure(&sysctl::iface_path("ipv6", &name, "accept_ra"), "0");
+                let _ = sysctl::write(&sysctl::iface_path("ipv6", &name, "accept_ra"), "0");
                 return Ok(pair);
             }
             Err(e) if e.is_exists() => {
