@@ -6,6 +6,10 @@ use crate::cni::result::{CniResult, Interface, IpConfig};
 use crate::cni::{version, CniError, Plugin, Request};
 use crate::steps::netns::NetNs;
 
+/// `lo` is always interface 1 in every network namespace (the kernel's
+/// LOOPBACK_IFINDEX), so it needs no lookup by name.
+const LOOPBACK_IFINDEX: u32 = 1;
+
 pub const PLUGIN: Plugin = Plugin {
     name: "loopback",
     versions: version::ALL,
@@ -28,11 +32,8 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
     };
     let ns = NetNs::open(&req.netns)?;
     let nl = ns.netlink()?;
-    let lo = nl
-        .link_by_name("lo")?
-        .ok_or_else(|| CniError::internal("no loopback interface in the namespace"))?;
-    nl.link_set_up(lo.index, true)?;
-    let addrs = nl.addrs(lo.index, crate::netlink::consts::AF_UNSPEC)?;
+    nl.link_set_up(LOOPBACK_IFINDEX, true)?;
+    let addrs = nl.addrs(LOOPBACK_IFINDEX, crate::netlink::consts::AF_UNSPEC)?;
     if let Some(bad) = addrs.iter().find(|a| !a.net.addr().is_loopback()) {
         return Err(CniError::internal(format!(
             "loopback interface found with non-loopback address {:?}",
@@ -74,16 +75,16 @@ fn del(req: &Request) -> Result<(), CniError> {
         Err(e) => return Err(e.into()),
     };
     let nl = ns.netlink()?;
-    if let Some(lo) = nl.link_by_name("lo")? {
-        nl.link_set_up(lo.index, false)?;
+    match nl.link_set_up(LOOPBACK_IFINDEX, false) {
+        Err(e) if e.is_gone() => Ok(()),
+        r => r.map_err(CniError::from),
     }
-    Ok(())
 }
 
 fn check(req: &Request) -> Result<(), CniError> {
     let ns = NetNs::open(&req.netns)?;
     let nl = ns.netlink()?;
-    match nl.link_by_name("lo")? {
+    match nl.link_by_index(LOOPBACK_IFINDEX)? {
         Some(lo) if lo.is_up() => Ok(()),
         _ => Err(CniError::internal("loopback interface is down")),
     }
