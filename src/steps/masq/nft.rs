@@ -246,6 +246,37 @@ pub fn setup_with(
     let comment = comment(network, ifname, container_id);
     let prefix = instance_hash(network, ifname, container_id).into_bytes();
     let wanted: Vec<Rule> = ips.iter().map(|ip| masq_rule(ip, &comment)).collect();
+
+    // The usual case, in two round trips: one dump of the table's rules
+    // shows postrouting's three rules in place (so the table and both
+    // chains exist: the goto pins masq_checks), then one unpinned
+    // transaction replaces any rule an earlier ADD of this attachment left
+    // and appends ours. The full path below also checks the chains and
+    // pins the generation while it creates what is missing.
+    if let Ok(rules) = nf::list_rules(nl, NFPROTO_INET, TABLE, None) {
+        let post: Vec<&Rule> = rules.iter().filter(|r| r.chain == POSTROUTING).collect();
+        let want = base_rules();
+        if post.len() == want.len() && post.iter().zip(&want).all(|(g, w)| g.same_as(w)) {
+            let mut b = Batch::new(nl, None);
+            let stale = rules.iter().filter(|r| {
+                r.chain == MASQ_CHAIN
+                    && r.comment.as_deref().is_some_and(|c| c.starts_with(&prefix))
+            });
+            for h in stale.filter_map(|r| r.handle) {
+                b.del_rule(NFPROTO_INET, TABLE, MASQ_CHAIN, h);
+            }
+            for r in &wanted {
+                b.add_rule(r);
+            }
+            match b.commit(nl, "ipMasq (nftables) setup") {
+                Ok(()) => return Ok(()),
+                // Something changed meanwhile: the full path sorts it out.
+                Err(e) if is_race(&e) => {}
+                Err(e) => return Err(fail("setup", e)),
+            }
+        }
+    }
+
     let mut last = None;
     for attempt in 0..ATTEMPTS {
         backoff(attempt);
