@@ -48,6 +48,24 @@ pub fn format_mac(mac: &[u8]) -> String {
         .join(":")
 }
 
+/// A 48-bit MAC written `aa:bb:cc:dd:ee:ff` or `aa-bb-cc-dd-ee-ff`, any
+/// case (the EUI-48 forms Go's `net.ParseMAC` takes).
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    for (byte, p) in mac.iter_mut().zip(&parts) {
+        // from_str_radix alone would take "+f".
+        if p.len() != 2 || !p.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return None;
+        }
+        *byte = u8::from_str_radix(p, 16).ok()?;
+    }
+    Some(mac)
+}
+
 /// The 16-byte `struct ifinfomsg`.
 pub fn ifinfomsg(family: u8, index: u32, flags: u32, change: u32) -> [u8; 16] {
     let mut h = [0u8; 16];

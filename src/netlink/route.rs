@@ -89,6 +89,26 @@ pub enum RouteMode {
     Replace,
 }
 
+impl RouteMode {
+    /// The RTM_NEWROUTE flags for this mode.
+    pub fn flags(self) -> u16 {
+        NLM_F_CREATE
+            | match self {
+                RouteMode::Add => NLM_F_EXCL,
+                RouteMode::Append => NLM_F_APPEND,
+                RouteMode::Replace => NLM_F_REPLACE,
+            }
+    }
+}
+
+/// How a route is named in errors: "add route DST [via GW]".
+pub fn describe_add(r: &Route) -> String {
+    match r.gw {
+        Some(gw) => format!("add route {} via {gw}", r.dst),
+        None => format!("add route {}", r.dst),
+    }
+}
+
 /// The 12-byte `struct rtmsg`.
 fn rtmsg(family: u8, dst_len: u8, table: u8, protocol: u8, scope: u8, rtype: u8) -> [u8; 12] {
     [
@@ -195,16 +215,8 @@ pub fn parse_route(payload: &[u8]) -> Option<Route> {
 
 impl Netlink {
     pub fn route_add(&self, r: &Route, mode: RouteMode) -> Result<(), NlError> {
-        let flags = NLM_F_CREATE
-            | match mode {
-                RouteMode::Add => NLM_F_EXCL,
-                RouteMode::Append => NLM_F_APPEND,
-                RouteMode::Replace => NLM_F_REPLACE,
-            };
-        let what = match r.gw {
-            Some(gw) => format!("add route {} via {gw}", r.dst),
-            None => format!("add route {}", r.dst),
-        };
+        let flags = mode.flags();
+        let what = describe_add(r);
         self.request(
             &what,
             RTM_NEWROUTE,

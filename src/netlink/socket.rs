@@ -199,7 +199,7 @@ impl Netlink {
     }
 
     fn errno_of(code: i32) -> Errno {
-        Errno::from_raw(code.abs())
+        Errno::from_raw(code.unsigned_abs() as i32)
     }
 
     /// Send one request and wait for its ACK. `flags` are added to
@@ -356,11 +356,8 @@ impl Netlink {
 
     /// Write all `frames` in one datagram.
     fn send_frames(&self, what: &str, frames: &Frames) -> Result<(), NlError> {
-        let fd = self.handle.as_raw_fd();
-        // SAFETY: `fd` is owned by `self.handle`, which outlives this borrow.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
         nix::sys::socket::send(
-            borrowed.as_raw_fd(),
+            self.handle.as_raw_fd(),
             &frames.buf,
             nix::sys::socket::MsgFlags::empty(),
         )

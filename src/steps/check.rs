@@ -104,11 +104,15 @@ pub fn routes(nl: &Netlink, expected: &[ResultRoute]) -> Result<(), CniError> {
     let v4 = nl.routes(AF_INET)?;
     let v6 = nl.routes(AF_INET6)?;
     for want in expected {
-        let table = want.table.map(|t| t as u32).unwrap_or(RT_TABLE_MAIN as u32);
+        // A table outside u32 cannot exist, so such a route is never found.
+        let table = match want.table {
+            Some(t) => u32::try_from(t).ok(),
+            None => Some(RT_TABLE_MAIN as u32),
+        };
         let have = if want.dst.addr().is_ipv4() { &v4 } else { &v6 };
         let found = have.iter().any(|r| {
             r.dst == want.dst.trunc()
-                && r.table_or_main() == table
+                && Some(r.table_or_main()) == table
                 && (want.gw.is_none() || r.gw == want.gw)
         });
         if !found {

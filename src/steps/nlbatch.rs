@@ -9,7 +9,7 @@ use crate::netlink::attr::Msg;
 use crate::netlink::bridge::port_flags_request;
 use crate::netlink::consts::*;
 use crate::netlink::link::ifinfomsg;
-use crate::netlink::route::{route_request, Route, RouteMode};
+use crate::netlink::route::{describe_add, route_request, Route, RouteMode};
 use crate::netlink::socket::Req;
 use crate::netlink::Netlink;
 use ipnet::IpNet;
@@ -103,16 +103,8 @@ impl Batch {
     }
 
     pub fn route_add(&mut self, r: &Route, mode: RouteMode, exists_ok: bool) -> &mut Self {
-        let flags = NLM_F_CREATE
-            | match mode {
-                RouteMode::Add => NLM_F_EXCL,
-                RouteMode::Append => NLM_F_APPEND,
-                RouteMode::Replace => NLM_F_REPLACE,
-            };
-        let what = match r.gw {
-            Some(gw) => format!("add route {} via {gw}", r.dst),
-            None => format!("add route {}", r.dst),
-        };
+        let flags = mode.flags();
+        let what = describe_add(r);
         self.push(
             what,
             RTM_NEWROUTE,

@@ -5,6 +5,7 @@
 use super::netns::NetNs;
 use super::sysctl;
 use crate::cni::CniError;
+pub use crate::netlink::link::parse_mac;
 use crate::netlink::link::{Link, VethSpec};
 use crate::netlink::Netlink;
 use std::io::Read;
@@ -150,22 +151,6 @@ pub fn validate_mtu(mtu: u32) -> Result<(), CniError> {
     }
 }
 
-/// Parse a MAC like `c2:11:22:33:44:55` (Go's `net.ParseMAC` for 6 bytes).
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let parts: Vec<&str> = s.split([':', '-']).collect();
-    if parts.len() != 6 {
-        return None;
-    }
-    let mut mac = [0u8; 6];
-    for (i, p) in parts.iter().enumerate() {
-        if p.len() != 2 {
-            return None;
-        }
-        mac[i] = u8::from_str_radix(p, 16).ok()?;
-    }
-    Some(mac)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +176,7 @@ mod tests {
         );
         assert_eq!(parse_mac("c2:11:22:33:44"), None);
         assert_eq!(parse_mac("c2:11:22:33:44:5"), None);
+        assert_eq!(parse_mac("+2:11:22:33:44:55"), None);
         assert_eq!(parse_mac("zz:11:22:33:44:55"), None);
     }
 }
