@@ -28,6 +28,7 @@
 
 use crate::cni::types::Attachment;
 use crate::cni::CniError;
+use crate::netlink::link::parse_mac;
 use crate::netlink::nftables::consts::*;
 use crate::netlink::nftables::expr::{ether_saddr_eq, iifname_eq};
 use crate::netlink::nftables::{self as nf, Batch, Chain, CmpOp, Expr, Hook, Rule, Table, Verdict};
@@ -57,20 +58,6 @@ pub fn mac_chain(container_id: &str, ifname: &str) -> String {
 /// `macspoofchk-<cid>-<ifname>`.
 pub fn comment(container_id: &str, ifname: &str) -> String {
     format!("macspoofchk-{}", ref_id(container_id, ifname))
-}
-
-/// Parse `aa:bb:cc:dd:ee:ff` (either case).
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut out = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in out.iter_mut() {
-        let p = parts.next()?;
-        if p.len() != 2 {
-            return None;
-        }
-        *b = u8::from_str_radix(p, 16).ok()?;
-    }
-    parts.next().is_none().then_some(out)
 }
 
 fn fail(what: &str, e: impl std::fmt::Display) -> CniError {
@@ -177,7 +164,7 @@ pub fn setup_with(
         let chains =
             nf::list_chains(nl, NFPROTO_BRIDGE, TABLE).map_err(|e| fail("list chains", e))?;
         let has = |n: &str| chains.iter().any(|ch| ch.name == n);
-        let mut b = Batch::new(nl, None);
+        let mut b = Batch::new(None);
         if !has(BASE_CHAIN) {
             b.add_table(&Table {
                 family: NFPROTO_BRIDGE,
@@ -276,7 +263,7 @@ fn retry_delete(
         }
         let base_rules = nf::list_rules(nl, NFPROTO_BRIDGE, TABLE, Some(BASE_CHAIN))
             .map_err(|e| fail(what, e))?;
-        let mut b = Batch::new(nl, None);
+        let mut b = Batch::new(None);
         plan(&chains, &base_rules, &mut b)?;
         match b.commit(nl, what) {
             Ok(()) => return Ok(()),

@@ -261,35 +261,60 @@ fn rule_ref(family: u8, table: &str, chain: &str, handle: Option<u64>) -> Vec<u8
 /// hundreds of rules from overflowing the socket's receive buffer.
 #[derive(Debug, Clone)]
 pub struct Batch {
-    frames: Frames,
-    ops: usize,
+    /// Fixed first sequence number (golden tests); else the socket's.
+    seq: Option<u32>,
+    genid: Option<u32>,
+    /// (message, flags, body) of each operation, in order.
+    ops: Vec<(u16, u16, Vec<u8>)>,
 }
+
+/// The most operation bytes one transaction carries. A datagram larger
+/// than the socket's send buffer (212992 bytes by default) is refused, and a
+/// GC of thousands of stale rules must still go through: bigger batches are
+/// committed as several transactions, in order.
+const MAX_BATCH_BYTES: usize = 96 * 1024;
 
 impl Batch {
     /// Start a batch on `nl`'s sequence numbers. With `genid`, the kernel
     /// refuses the whole batch with ERESTART if the ruleset changed since
     /// that generation was read (optimistic concurrency).
-    pub fn new(nl: &Netlink, genid: Option<u32>) -> Batch {
-        Self::with_frames(nl.frames(), genid)
+    pub fn new(genid: Option<u32>) -> Batch {
+        Batch {
+            seq: None,
+            genid,
+            ops: Vec::new(),
+        }
     }
 
     /// A batch with fixed sequence numbers (golden tests).
     pub fn starting_at(seq: u32, genid: Option<u32>) -> Batch {
-        Self::with_frames(Frames::starting_at(seq), genid)
+        Batch {
+            seq: Some(seq),
+            genid,
+            ops: Vec::new(),
+        }
     }
 
-    fn with_frames(mut frames: Frames, genid: Option<u32>) -> Batch {
+    /// BATCH_BEGIN, `ops`, BATCH_END laid out in `frames`.
+    fn build(ops: &[(u16, u16, Vec<u8>)], genid: Option<u32>, mut frames: Frames) -> Frames {
         let mut m = Msg::with_header(&nfgenmsg(NFPROTO_UNSPEC, NFNL_SUBSYS_NFTABLES));
         if let Some(g) = genid {
             m.put_be32(NFNL_BATCH_GENID, g);
         }
         frames.batch_seq = frames.push(NFNL_MSG_BATCH_BEGIN, 0, m.as_bytes(), false);
-        Batch { frames, ops: 0 }
+        for (ty, flags, body) in ops {
+            frames.push(msg_type(*ty), *flags, body, false);
+        }
+        if !ops.is_empty() {
+            frames.ack_last();
+        }
+        let end = nfgenmsg(NFPROTO_UNSPEC, NFNL_SUBSYS_NFTABLES);
+        frames.push(NFNL_MSG_BATCH_END, 0, &end, false);
+        frames
     }
 
     fn op(&mut self, m: u16, flags: u16, body: &[u8]) -> &mut Self {
-        self.frames.push(msg_type(m), flags, body, false);
-        self.ops += 1;
+        self.ops.push((m, flags, body.to_vec()));
         self
     }
 
@@ -337,30 +362,49 @@ impl Batch {
 
     /// How many operations the batch holds.
     pub fn len(&self) -> usize {
-        self.ops
+        self.ops.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ops == 0
+        self.ops.is_empty()
     }
 
-    /// The finished datagram: the operations closed by BATCH_END.
-    pub fn finish(mut self) -> Frames {
-        if self.ops > 0 {
-            self.frames.ack_last();
-        }
-        let end = nfgenmsg(NFPROTO_UNSPEC, NFNL_SUBSYS_NFTABLES);
-        self.frames.push(NFNL_MSG_BATCH_END, 0, &end, false);
-        self.frames
+    /// The finished datagram: the operations closed by BATCH_END (one
+    /// transaction, however large: for golden tests).
+    pub fn finish(self) -> Frames {
+        Self::build(
+            &self.ops,
+            self.genid,
+            Frames::starting_at(self.seq.unwrap_or(1)),
+        )
     }
 
     /// Send the transaction and wait for the kernel's verdict on every
-    /// operation. An empty batch is not sent.
+    /// operation. An empty batch is not sent. One too large for a datagram
+    /// goes as several transactions in order (only the first is pinned to
+    /// the generation; pinned batches, which create what is missing, are
+    /// small).
     pub fn commit(self, nl: &Netlink, what: &str) -> Result<(), NlError> {
-        if self.is_empty() {
-            return Ok(());
+        let mut start = 0;
+        let mut first = true;
+        while start < self.ops.len() {
+            let mut end = start;
+            let mut bytes = 0;
+            while end < self.ops.len()
+                && (end == start || bytes + self.ops[end].2.len() <= MAX_BATCH_BYTES)
+            {
+                bytes += self.ops[end].2.len();
+                end += 1;
+            }
+            let genid = if first { self.genid } else { None };
+            nl.send_batch(
+                what,
+                &Self::build(&self.ops[start..end], genid, nl.frames()),
+            )?;
+            first = false;
+            start = end;
         }
-        nl.send_batch(what, &self.finish())
+        Ok(())
     }
 }
 

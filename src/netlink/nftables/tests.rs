@@ -289,7 +289,7 @@ fn kernel_fixture_transaction_lists_like_go() {
     };
     ns.run(|| {
         let nl = Netlink::netfilter().unwrap();
-        let mut b = Batch::new(&nl, None);
+        let mut b = Batch::new(None);
         fixture_batch(&mut b);
         b.commit(&nl, "fixture").unwrap();
 
@@ -336,7 +336,7 @@ fn kernel_batch_errors_abort_the_whole_transaction() {
     };
     ns.run(|| {
         let nl = Netlink::netfilter().unwrap();
-        let mut b = Batch::new(&nl, None);
+        let mut b = Batch::new(None);
         fixture_batch(&mut b);
         b.commit(&nl, "fixture").unwrap();
         let before = list_rules(&nl, NFPROTO_INET, T, None).unwrap();
@@ -344,7 +344,7 @@ fn kernel_batch_errors_abort_the_whole_transaction() {
         // A good delete followed by a delete of a missing handle: ENOENT,
         // and the first delete must not have happened.
         let h = before[0].handle.unwrap();
-        let mut b = Batch::new(&nl, None);
+        let mut b = Batch::new(None);
         b.del_rule(NFPROTO_INET, T, "masq_checks", h).del_rule(
             NFPROTO_INET,
             T,
@@ -356,22 +356,22 @@ fn kernel_batch_errors_abort_the_whole_transaction() {
         assert_eq!(list_rules(&nl, NFPROTO_INET, T, None).unwrap(), before);
 
         // The socket is still usable and in step: the next batch works.
-        let mut b = Batch::new(&nl, None);
+        let mut b = Batch::new(None);
         b.del_rule(NFPROTO_INET, T, "masq_checks", h);
         b.commit(&nl, "delete").unwrap();
         assert_eq!(list_rules(&nl, NFPROTO_INET, T, None).unwrap().len(), 3);
 
         // A stale generation: the kernel refuses the batch with ERESTART.
         let g = genid(&nl).unwrap();
-        let mut b = Batch::new(&nl, None);
+        let mut b = Batch::new(None);
         b.add_rule(&fixture_masq_rule());
         b.commit(&nl, "bump").unwrap();
         assert_ne!(genid(&nl).unwrap(), g);
-        let mut b = Batch::new(&nl, Some(g));
+        let mut b = Batch::new(Some(g));
         b.add_rule(&fixture_masq_rule());
         let e = b.commit(&nl, "stale").unwrap_err();
         assert_eq!(e.errno, Errno::ERESTART, "{e}");
-        let mut b = Batch::new(&nl, Some(genid(&nl).unwrap()));
+        let mut b = Batch::new(Some(genid(&nl).unwrap()));
         b.add_rule(&fixture_masq_rule());
         b.commit(&nl, "fresh").unwrap();
         assert_eq!(
@@ -382,7 +382,7 @@ fn kernel_batch_errors_abort_the_whole_transaction() {
         );
 
         // Errors from several operations: the first is reported.
-        let mut b = Batch::new(&nl, None);
+        let mut b = Batch::new(None);
         b.add_rule(&Rule::new(NFPROTO_INET, T, "missing", vec![Expr::Masq]))
             .add_rule(&fixture_masq_rule());
         let e = b.commit(&nl, "bad chain").unwrap_err();
@@ -397,7 +397,7 @@ fn kernel_spoofcheck_shape_and_chain_delete() {
     };
     ns.run(|| {
         let nl = Netlink::netfilter().unwrap();
-        let mut b = Batch::new(&nl, None);
+        let mut b = Batch::new(None);
         spoof_base(&mut b);
         for r in spoof_rules() {
             b.add_rule(&r);
@@ -409,11 +409,11 @@ fn kernel_spoofcheck_shape_and_chain_delete() {
             assert!(got.same_as(&want), "{got:?}");
         }
         // The chains are jumped to: deleting them alone is EBUSY.
-        let mut b = Batch::new(&nl, None);
+        let mut b = Batch::new(None);
         b.del_chain(NFPROTO_BRIDGE, BR, MAC);
         assert_eq!(b.commit(&nl, "x").unwrap_err().errno, Errno::EBUSY);
         // Jump rule, then iface chain, then mac chain: one transaction.
-        let mut b = Batch::new(&nl, None);
+        let mut b = Batch::new(None);
         b.del_rule(NFPROTO_BRIDGE, BR, "PREROUTING", rules[0].handle.unwrap())
             .del_chain(NFPROTO_BRIDGE, BR, IFACE)
             .del_chain(NFPROTO_BRIDGE, BR, MAC);

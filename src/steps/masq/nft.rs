@@ -257,7 +257,7 @@ pub fn setup_with(
         let post: Vec<&Rule> = rules.iter().filter(|r| r.chain == POSTROUTING).collect();
         let want = base_rules();
         if post.len() == want.len() && post.iter().zip(&want).all(|(g, w)| g.same_as(w)) {
-            let mut b = Batch::new(nl, None);
+            let mut b = Batch::new(None);
             let stale = rules.iter().filter(|r| {
                 r.chain == MASQ_CHAIN
                     && r.comment.as_deref().is_some_and(|c| c.starts_with(&prefix))
@@ -290,9 +290,9 @@ pub fn setup_with(
         let mut batch = if base_ok {
             // Everything shared is in place: only our rules change. No
             // generation pin, so concurrent ADDs do not invalidate each other.
-            Batch::new(nl, None)
+            Batch::new(None)
         } else {
-            let mut b = Batch::new(nl, Some(st.genid));
+            let mut b = Batch::new(Some(st.genid));
             if st.chains.is_empty() {
                 b.add_table(&table());
             }
@@ -353,7 +353,7 @@ fn delete_where(nl: &Netlink, what: &str, select: impl Fn(&Rule) -> bool) -> Res
             Err(e) if e.is_unsupported() => return Ok(()),
             Err(e) => return Err(fail(what, e)),
         };
-        let mut b = Batch::new(nl, None);
+        let mut b = Batch::new(None);
         for r in rules.iter().filter(|r| select(r)) {
             if let Some(h) = r.handle {
                 b.del_rule(NFPROTO_INET, TABLE, MASQ_CHAIN, h);
