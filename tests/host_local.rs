@@ -803,3 +803,30 @@ fn deliberate_difference_a_v4_range_start_at_the_broadcast_address_is_refused() 
     );
     assert!(tree(data.path()).is_empty());
 }
+
+/// The owner index is only a shortcut: DEL reads the file before removing
+/// it, so an index that went stale without the directory changing (a file
+/// rewritten in place, which keeps the directory's mtime) can never make a
+/// DEL release another container's address.
+#[test]
+fn del_never_releases_an_address_whose_file_names_another_owner() {
+    let data = TempDir::new("hl-stale");
+    let c = conf("1.0.0", &data, json!({"subnet": "10.61.0.0/24"}));
+    assert_eq!(add_ip(&c, "ctr-a"), "10.61.0.2/24");
+    // Rewrite the file in place: same inode, the directory is untouched.
+    let file = net_dir(&data).join("10.61.0.2");
+    {
+        use std::io::{Seek, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        f.write_all(b"ctr-b\r\neth0").unwrap();
+        f.set_len(11).unwrap();
+    }
+    hl("DEL", "ctr-a", "eth0").config(&c).run().ok();
+    assert_eq!(
+        reservations(&data),
+        vec![("10.61.0.2".to_string(), "ctr-b\r\neth0".to_string())]
+    );
+    hl("DEL", "ctr-b", "eth0").config(&c).run().ok();
+    assert!(reservations(&data).is_empty());
+}

@@ -98,14 +98,20 @@ fn record(
     a: &Allocated,
 ) -> Result<(), CniError> {
     let name = a.ip.to_string();
-    crate::steps::fault::point("host-local:after-reserve")?;
-    // A reclaimed empty file may have been indexed with an empty owner.
-    let _ = index.remove(store, &name, "");
-    if let Err(e) = store.write_last_reserved(set_idx, a.ip) {
+    let res = (|| {
+        crate::steps::fault::point("host-local:after-reserve")?;
+        // A reclaimed empty file may have been indexed with an empty owner.
+        let _ = index.remove(store, &name, "");
+        store.write_last_reserved(set_idx, a.ip).map_err(io)?;
+        index.insert(store, &name, owner).map_err(io)
+    })();
+    if res.is_err() {
+        // The caller's rollback only knows the addresses recorded; this one
+        // is not, so give it back here (never leave a file no DEL finds).
         let _ = store.release(&name);
-        return Err(io(e));
+        let _ = index.remove(store, &name, owner);
     }
-    index.insert(store, &name, owner).map_err(io)
+    res
 }
 
 #[cfg(test)]

@@ -81,10 +81,12 @@ fn bucket_name(b: usize) -> String {
     format!("b{b:02x}")
 }
 
+const UNKNOWN_BOOT: &str = "unknown";
+
 fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
+        .unwrap_or_else(|_| UNKNOWN_BOOT.into())
 }
 
 /// The stamp's first lines: what the directory must still look like.
@@ -202,7 +204,11 @@ impl Index {
             None
         } else {
             match (store.aux_read(STAMP, 4096), store.stamp()) {
-                (Ok(Some(saved)), Ok(st)) => check_stamp(&saved, &stamp_head(&boot_id(), st)),
+                // Without a boot ID a stamp could survive a power loss that
+                // tore our in-place writes: never trust the index then.
+                (Ok(Some(saved)), Ok(st)) if boot_id() != UNKNOWN_BOOT => {
+                    check_stamp(&saved, &stamp_head(&boot_id(), st))
+                }
                 _ => None,
             }
         };

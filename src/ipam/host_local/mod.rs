@@ -156,6 +156,19 @@ fn del(req: &Request) -> Result<(), CniError> {
         (held.current, owner_key(&req.container_id, &req.ifname))
     };
     for name in names {
+        // The index says whose it is; the file has the last word, so a
+        // stale index can never release another container's address.
+        match store.read_owner(&name) {
+            Ok(Some(o)) if o == owner => {}
+            found => {
+                // Correct the index as we go (it is saved with this call).
+                let _ = index.remove(&store, &name, &owner);
+                if let Ok(Some(actual)) = found {
+                    let _ = index.insert(&store, &name, &actual);
+                }
+                continue;
+            }
+        }
         // As the reference, a file that cannot be removed does not fail DEL
         // (the runtime would retry forever); it is reported on stderr.
         match store.release(&name) {

@@ -372,10 +372,12 @@ impl Store {
     }
 
     /// Record the last IP reserved in a set: bare, no newline, mode 0600,
-    /// overwritten in place as the reference does. A torn write can only
-    /// leave an unparsable IP, which both Go and we read as "start from the
-    /// range start"; in exchange no block is freed or allocated, which on
-    /// ext4 costs ~20x more than the write (measured: 11 us vs 250 us).
+    /// overwritten in place as the reference does. A crash mid-write can
+    /// leave a mix of old and new (e.g. `10.1.2.35` from `10.1.2.3` over
+    /// `10.1.2.25`) or an unparsable string: harmless, it only moves where
+    /// the next search starts (the reservation files decide what is free).
+    /// In exchange no block is freed or allocated, which on ext4 costs ~20x
+    /// more than the write (measured: 11 us vs 250 us).
     pub fn write_last_reserved(&self, set: usize, ip: IpAddr) -> io::Result<()> {
         let name = format!("{LAST_RESERVED_PREFIX}{set}");
         self.mutated.set(true);
@@ -485,17 +487,27 @@ fn no_aux() -> io::Error {
 /// truncating first: write at offset 0, then cut the file to length. Small
 /// files keep their block, so nothing is freed and reallocated.
 fn overwrite(dir: &impl AsFd, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    // O_NONBLOCK: a FIFO planted at that name must not hang us.
+    let flags =
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
     let mode = Mode::from_bits_truncate(0o600);
+    let fresh = || -> io::Result<OwnedFd> {
+        retry(|| unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)).map_err(errno)?;
+        retry(|| openat(dir, name, flags | OFlag::O_EXCL, mode)).map_err(errno)
+    };
     let fd = match retry(|| openat(dir, name, flags, mode)) {
         // A symlink planted where our file belongs is replaced, never
         // followed.
-        Err(Errno::ELOOP) => {
-            retry(|| unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)).map_err(errno)?;
-            retry(|| openat(dir, name, flags | OFlag::O_EXCL, mode)).map_err(errno)?
-        }
+        Err(Errno::ELOOP) => fresh()?,
+        Err(Errno::ENXIO) => fresh()?, // a FIFO with no reader
         r => r.map_err(errno)?,
     };
+    // Writing in place must not reach through a planted hard link or into
+    // anything but a plain file of ours: replace those.
+    let st = fstat(&fd).map_err(errno)?;
+    let plain =
+        SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG && st.st_nlink == 1;
+    let fd = if plain { fd } else { fresh()? };
     let file = File::from(fd);
     std::os::unix::fs::FileExt::write_all_at(&file, bytes, 0)?;
     file.set_len(bytes.len() as u64)
