@@ -301,6 +301,31 @@ fn force_address_replaces_a_different_gateway() {
 }
 
 #[test]
+fn a_gateway_already_on_the_bridge_is_accepted_like_go_even_with_a_later_second_address() {
+    require_root!();
+    let node = Node::new("bridge");
+    let ctr = TestNs::new("brgwok");
+    node.host.ip(&["link", "add", "cnitest0", "type", "bridge"]);
+    // The reference walks the addresses in the kernel's order and stops at
+    // the gateway: an address listed after it is another network's.
+    node.host
+        .ip(&["addr", "add", "10.66.0.1/24", "dev", "cnitest0"]);
+    node.host
+        .ip(&["addr", "add", "10.99.99.1/24", "dev", "cnitest0"]);
+    let conf = br_conf(&node, json!({"isGateway": true}));
+    node.call("ADD", "ctr-x", &ctr.path(), &conf).ok();
+    let addrs: Vec<String> = node.host.ip_json(&["-4", "addr", "show", "cnitest0"])[0]["addr_info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["local"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(addrs, vec!["10.66.0.1", "10.99.99.1"]);
+    node.call("DEL", "ctr-x", &ctr.path(), &conf).ok();
+    assert_clean(&node);
+}
+
+#[test]
 fn ipv6_dual_stack_dad_off_unless_enabledad_and_gateway_usable_at_once_unlike_go_tentative_gateway()
 {
     require_root!();

@@ -171,9 +171,6 @@ fn settings(req: &Request) -> Result<Settings, CniError> {
             conf.vlan
         )));
     }
-    if !ipam.is_empty() {
-        masq::validate_backend(conf.ip_masq_backend.as_deref())?;
-    }
     // MAC precedence, last wins: CNI_ARGS MAC= < args.cni.mac < runtimeConfig.mac.
     let mut mac_src = CniArgs::parse(&req.args, &["MAC"])?
         .get("MAC")
@@ -215,6 +212,11 @@ const NFT_NAME_MAX: usize = 255;
 
 fn add(req: &Request) -> Result<CniResult, CniError> {
     let s = settings(req)?;
+    // Only ADD needs the backend to be usable; DEL, CHECK, STATUS and GC
+    // must not fail because an iptables binary went missing.
+    if !s.ipam.is_empty() {
+        masq::validate_backend(s.conf.ip_masq_backend.as_deref())?;
+    }
     let common = req.net_conf()?;
     // macspoofchk names chains after the attachment: a name the kernel
     // would refuse fails here, before any change (ADD only: DEL of such an
@@ -565,9 +567,16 @@ fn del(req: &Request) -> Result<(), CniError> {
     if let (true, Some(nl)) = (s.conf.macspoofchk, nft.as_ref()) {
         errors.extend(spoofchk::teardown_with(nl, &req.container_id, &req.ifname).err());
     }
-    errors.extend(veth::delete(&req.netns, &req.ifname).err());
+    let link = veth::delete(&req.netns, &req.ifname);
     drop(nft);
     fault::point("bridge:del-after-link")?;
+    if let Err(e) = link {
+        // The interface may still hold its address: keep the reservation,
+        // or the next pod on this bridge could get the same IP. The
+        // runtime's retry of DEL releases it.
+        errors.insert(0, e);
+        return first_error(errors);
+    }
     // IPAM after the link, as the reference.
     if !s.ipam.is_empty() {
         errors.extend(ipam::del(req, &s.ipam).err());

@@ -159,14 +159,17 @@ pub fn ensure_gateway(nl: &Netlink, link: &Link, gw: IpNet, force: bool) -> Resu
         AF_INET6
     };
     let existing = nl.addrs(link.index, family)?;
-    let mut present = false;
+    // In the kernel's order, as the reference walks them: reaching the
+    // gateway itself settles it (the ADD that put it there pinned the MAC
+    // already, and a second network's address listed after it is left
+    // alone); a different IPv4 address, or an overlapping IPv6 one, before
+    // it is replaced (forceAddress) or refused.
     for a in existing
         .iter()
         .filter(|a| !a.net.addr().is_unicast_link_local_compat())
     {
         if a.net == gw {
-            present = true;
-            continue;
+            return Ok(());
         }
         let overlaps = a.net.contains(&gw.addr()) || gw.contains(&a.net.addr());
         if family == AF_INET || overlaps {
@@ -179,10 +182,6 @@ pub fn ensure_gateway(nl: &Netlink, link: &Link, gw: IpNet, force: bool) -> Resu
                 )));
             }
         }
-    }
-    if present {
-        // The ADD that put it there pinned the MAC already.
-        return Ok(());
     }
     {
         // No DAD on our own gateway: it is usable at once (the reference's
