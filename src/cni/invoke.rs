@@ -193,38 +193,58 @@ pub fn exec(path: &Path, stdin: &[u8], env: &Env) -> Result<(Output, Vec<u8>), C
         }
     };
     let mut child_stdin = child.stdin.take();
-    let mut child_stderr = child.stderr.take();
+    let child_stderr = child.stderr.take();
+    let child_stdout = child.stdout.take();
     // Feed stdin and drain stderr on their own threads so a chatty plugin
-    // can never deadlock against a full pipe.
-    let (stderr_bytes, output) = std::thread::scope(|s| {
+    // can never deadlock against a full pipe. Both outputs are read to the
+    // end (so the plugin never blocks on a pipe) but only a bounded prefix
+    // is kept: a runaway plugin cannot make us eat the node's memory.
+    let (stderr_bytes, stdout_bytes, status) = std::thread::scope(|s| {
         s.spawn(move || {
             if let Some(mut w) = child_stdin.take() {
                 let _ = w.write_all(stdin);
             }
         });
-        let err_reader = s.spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(r) = child_stderr.as_mut() {
-                let _ = r.take(1 << 20).read_to_end(&mut buf);
-            }
-            buf
-        });
-        let output = child.wait_with_output();
-        (err_reader.join().unwrap_or_default(), output)
+        let err_reader = s.spawn(move || bounded_read(child_stderr, MAX_STDERR));
+        let stdout_bytes = bounded_read(child_stdout, MAX_STDOUT + 1);
+        let status = child.wait();
+        (err_reader.join().unwrap_or_default(), stdout_bytes, status)
     });
-    let output = output
+    let status = status
         .map_err(|e| CniError::internal(format!("failed to wait for {}: {e}", path.display())))?;
-    let status = match output.status.code() {
+    if stdout_bytes.len() > MAX_STDOUT {
+        return Err(CniError::decode(format!(
+            "{} wrote more than {MAX_STDOUT} bytes to stdout",
+            path.display()
+        )));
+    }
+    let status = match status.code() {
         Some(c) => c,
-        None => 128 + std::os::unix::process::ExitStatusExt::signal(&output.status).unwrap_or(0),
+        None => 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0),
     };
     Ok((
         Output {
-            stdout: output.stdout,
+            stdout: stdout_bytes,
             status,
         },
         stderr_bytes,
     ))
+}
+
+/// What we keep of a delegated plugin's stderr (passed through to ours).
+const MAX_STDERR: usize = 1 << 20;
+/// A result bigger than this is not a result (stdin is bounded at 4 MiB).
+const MAX_STDOUT: usize = 16 << 20;
+
+/// Keep the first `keep` bytes of `pipe` and throw the rest away, reading
+/// to end of file either way.
+fn bounded_read(pipe: Option<impl Read>, keep: usize) -> Vec<u8> {
+    let mut buf = Vec::new();
+    if let Some(mut r) = pipe {
+        let _ = r.by_ref().take(keep as u64).read_to_end(&mut buf);
+        let _ = std::io::copy(&mut r, &mut std::io::sink());
+    }
+    buf
 }
 
 /// libcni's `pluginErr`: success gives stdout; a failure gives the plugin's
@@ -283,6 +303,16 @@ mod tests {
             Invoker::find("no-such-plugin-x", "/bin").unwrap_err().code,
             7
         );
+    }
+
+    #[test]
+    fn bounded_read_keeps_a_prefix_but_drains_everything() {
+        let data = vec![7u8; 100_000];
+        let mut pipe = std::io::Cursor::new(&data);
+        assert_eq!(bounded_read(Some(&mut pipe), 10), vec![7u8; 10]);
+        // Read to the end: a plugin writing more never blocks on the pipe.
+        assert_eq!(pipe.position(), data.len() as u64);
+        assert!(bounded_read(None::<&[u8]>, 10).is_empty());
     }
 
     #[test]

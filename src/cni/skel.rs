@@ -209,7 +209,9 @@ fn dispatch(
     }
 
     let netns = env.get("CNI_NETNS")?.to_string();
-    let override_ok = matches!(env.get_or_empty("CNI_NETNS_OVERRIDE"), "1" | "true");
+    // Go's skel: "1" or any case of "true".
+    let override_var = env.get_or_empty("CNI_NETNS_OVERRIDE");
+    let override_ok = override_var == "1" || override_var.eq_ignore_ascii_case("true");
     // Checked before any change (Go checks after the command has run): a
     // stale /proc/<pid>/ns/net may point at the host, and loopback's DEL
     // would then take the host's `lo` down.
