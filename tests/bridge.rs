@@ -46,6 +46,14 @@ fn assert_clean(node: &Node) {
     );
 }
 
+/// `bridge -d -j link show dev VETH` on the node: the port's flags.
+fn bridge_port(node: &Node, veth: &str) -> Value {
+    let out = node
+        .host
+        .exec(&["bridge", "-d", "-j", "link", "show", "dev", veth]);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn bare(cidr: &Value) -> String {
     cidr.as_str()
         .unwrap()
@@ -175,13 +183,7 @@ fn hairpin_isolation_and_promisc_read_back() {
     let conf = br_conf(&node, json!({"hairpinMode": true, "portIsolation": true}));
     let r = node.call("ADD", "ctr-f", &ctr.path(), &conf).json();
     let veth = r["interfaces"][1]["name"].as_str().unwrap().to_string();
-    let port: Value = serde_json::from_slice(
-        &node
-            .host
-            .exec(&["bridge", "-d", "-j", "link", "show", "dev", &veth])
-            .stdout,
-    )
-    .unwrap();
+    let port = bridge_port(&node, &veth);
     assert_eq!(port[0]["hairpin"], true, "{port}");
     assert_eq!(port[0]["isolated"], true, "{port}");
     node.call("DEL", "ctr-f", &ctr.path(), &conf).ok();
@@ -194,13 +196,7 @@ fn hairpin_isolation_and_promisc_read_back() {
         "{flags}"
     );
     let veth = r["interfaces"][1]["name"].as_str().unwrap().to_string();
-    let port: Value = serde_json::from_slice(
-        &node
-            .host
-            .exec(&["bridge", "-d", "-j", "link", "show", "dev", &veth])
-            .stdout,
-    )
-    .unwrap();
+    let port = bridge_port(&node, &veth);
     assert_eq!(port[0]["hairpin"], false);
     node.call("CHECK", "ctr-p", &ctr.path(), &with_prev(&conf, &r))
         .ok();

@@ -120,21 +120,18 @@ fn in_process_fast_path_gives_byte_identical_results() {
                 "cache-{}",
                 path.file_name().unwrap().to_string_lossy()
             ));
-            for _ in 0..50 {
-                let out = std::process::Command::new(cnibox())
-                    .args([
-                        "tool",
-                        "add",
-                        "fp",
-                        "/proc/self/ns/net",
-                        "--id",
-                        "fastpath1",
-                        "--cache-dir",
-                    ])
+            let tool = |verb: &str| {
+                let mut c = std::process::Command::new(cnibox());
+                c.args(["tool", verb, "fp", "/proc/self/ns/net", "--id", "fastpath1"])
+                    .arg("--cache-dir")
                     .arg(&cache)
                     .env("NETCONFPATH", &confdir)
                     .env("CNI_PATH", path)
-                    .env("CNI_NETNS_OVERRIDE", "1")
+                    .env("CNI_NETNS_OVERRIDE", "1");
+                c
+            };
+            for _ in 0..50 {
+                let out = tool("add")
                     .env("CNIBOX_TRACE_INVOKE", "1")
                     .output()
                     .unwrap();
@@ -143,21 +140,7 @@ fn in_process_fast_path_gives_byte_identical_results() {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                     continue;
                 }
-                let _ = std::process::Command::new(cnibox())
-                    .args([
-                        "tool",
-                        "del",
-                        "fp",
-                        "/proc/self/ns/net",
-                        "--id",
-                        "fastpath1",
-                        "--cache-dir",
-                    ])
-                    .arg(&cache)
-                    .env("NETCONFPATH", &confdir)
-                    .env("CNI_PATH", path)
-                    .env("CNI_NETNS_OVERRIDE", "1")
-                    .output();
+                let _ = tool("del").output();
                 return out;
             }
             panic!("binary stayed busy");

@@ -486,7 +486,7 @@ fn reservations_of(n: &Node, net: &str, id: &str) -> Vec<String> {
 }
 
 fn masq_comments(n: &Node) -> String {
-    nft_ruleset(&n.host)
+    n.host.nft_ruleset()
 }
 
 #[test]
@@ -676,7 +676,7 @@ fn a_hundred_concurrent_adds_then_dels_over_8_workers_lose_nothing() {
         );
     }
     assert_eq!(seen.len(), 2 * N);
-    let rules = nft_ruleset(&n.host);
+    let rules = n.host.nft_ruleset();
     for i in 0..N {
         assert!(
             rules.contains(&format!("id: {}\"", id(i))),
@@ -735,7 +735,7 @@ fn a_hundred_concurrent_adds_then_dels_over_8_workers_lose_nothing() {
             || line.starts_with("node routes: removed [] added [") && !line.contains("veth");
         assert!(ok, "left after 100 DELs: {line}");
     }
-    let rules = nft_ruleset(&n.host);
+    let rules = n.host.nft_ruleset();
     assert!(
         !rules.contains("id: conc-"),
         "masquerade rules left:\n{rules}"

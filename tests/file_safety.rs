@@ -9,7 +9,7 @@ mod rel;
 use common::*;
 use rel::files;
 use serde_json::{json, Value};
-use std::os::unix::fs::{symlink, MetadataExt};
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -73,10 +73,6 @@ impl Node {
             .config(&conf)
             .run()
     }
-}
-
-fn mode(p: &Path) -> u32 {
-    std::fs::symlink_metadata(p).unwrap().mode() & 0o7777
 }
 
 /// Nothing under `dir` is world-writable.

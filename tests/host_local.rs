@@ -6,8 +6,7 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 const NET: &str = "hlnet";
 
@@ -59,10 +58,6 @@ fn reservations(data: &TempDir) -> Vec<(String, String)> {
 
 fn names(data: &TempDir) -> Vec<String> {
     reservations(data).into_iter().map(|(n, _)| n).collect()
-}
-
-fn mode(p: &Path) -> u32 {
-    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
 }
 
 const VERSIONS: &[&str] = &[

@@ -113,12 +113,7 @@ impl Node {
 }
 
 fn nft_available() -> bool {
-    if std::process::Command::new("nft")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-    {
+    if have_nft() {
         return true;
     }
     eprintln!("SKIP: the nft test tool is not installed (apt-get install nftables)");

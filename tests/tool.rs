@@ -443,12 +443,6 @@ fn reference_bridge_then_our_loopback_as_a_chained_plugin() {
     assert!(reservations(&d, "mixed").is_empty());
 }
 
-/// nft's view of the node's ruleset (empty if nft is missing).
-fn nft_ruleset(node: &TestNs) -> String {
-    let out = node.exec(&["nft", "list", "ruleset"]);
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn gc_removes_only_the_stale_attachment() {
     require_root!();
@@ -497,7 +491,7 @@ fn gc_removes_only_the_stale_attachment() {
         .collect();
     assert_eq!(reservations(&d, "gcnet").len(), 3);
     if masq {
-        let rules = nft_ruleset(&node);
+        let rules = node.nft_ruleset();
         for i in 0..3 {
             assert!(
                 rules.contains(&format!("gcattach{i}")),
@@ -528,7 +522,7 @@ fn gc_removes_only_the_stale_attachment() {
         ]
     );
     if masq {
-        let rules = nft_ruleset(&node);
+        let rules = node.nft_ruleset();
         assert!(
             !rules.contains("gcattach2"),
             "stale masquerade gone: {rules}"

@@ -141,6 +141,13 @@ impl TestNs {
         serde_json::from_str(&s).unwrap()
     }
 
+    /// `nft list ruleset` in the namespace (no handles, so equal rulesets
+    /// print the same); empty when `nft` is missing.
+    pub fn nft_ruleset(&self) -> String {
+        let out = self.exec(&["nft", "list", "ruleset"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Run any command inside the namespace.
     pub fn exec(&self, cmd: &[&str]) -> Output {
         Command::new("ip")
@@ -185,6 +192,7 @@ pub struct Call {
     pub bin_dir: PathBuf,
 }
 
+#[derive(Debug)]
 pub struct Reply {
     pub status: i32,
     pub stdout: String,
@@ -213,6 +221,15 @@ impl Reply {
         assert_eq!(
             self.status, 0,
             "expected success: stdout={} stderr={}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn fails(&self) -> &Self {
+        assert_eq!(
+            self.status, 1,
+            "expected failure: stdout={} stderr={}",
             self.stdout, self.stderr
         );
         self
@@ -342,4 +359,19 @@ pub fn tree(dir: &Path) -> Vec<String> {
     walk(dir, dir, &mut out);
     out.sort();
     out
+}
+
+/// Is the `nft` tool here (a test tool only: cnibox never runs it)?
+pub fn have_nft() -> bool {
+    Command::new("nft")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Permission bits of `p` itself (a symlink is not followed).
+pub fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(p).unwrap().mode() & 0o7777
 }

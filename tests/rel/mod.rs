@@ -209,22 +209,6 @@ pub fn routes(ns: &TestNs) -> Vec<String> {
     out
 }
 
-/// `nft list ruleset` in the namespace (no handles, so equal rulesets print
-/// the same); empty when `nft` is missing.
-pub fn nft_ruleset(ns: &TestNs) -> String {
-    let out = ns.exec(&["nft", "list", "ruleset"]);
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Is the `nft` tool here (to look at rulesets)?
-pub fn have_nft() -> bool {
-    Command::new("nft")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 /// The forwarding sysctls of a namespace.
 pub fn forwarding(ns: &TestNs) -> String {
     let out = ns.exec(&[
@@ -297,7 +281,7 @@ impl Snapshot {
         s.insert("node routes", routes(node));
         s.insert(
             "node nftables",
-            nft_ruleset(node).lines().map(str::to_string).collect(),
+            node.nft_ruleset().lines().map(str::to_string).collect(),
         );
         s.insert("node forwarding", vec![forwarding(node)]);
         if let Some(c) = ctr {

@@ -4,7 +4,7 @@
 //! the node.
 #![allow(dead_code)]
 
-use crate::common::{bin_dir, cnibox, TempDir, TestNs};
+use crate::common::{bin_dir, cnibox, Reply, TempDir, TestNs};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -15,39 +15,6 @@ pub fn fixtures() -> PathBuf {
 
 pub fn libcni_fixtures() -> PathBuf {
     fixtures().join("libcni-1.1.2")
-}
-
-/// What a run printed.
-#[derive(Debug)]
-pub struct Out {
-    pub status: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Out {
-    pub fn ok(&self) -> &Self {
-        assert_eq!(
-            self.status, 0,
-            "expected success: stdout={} stderr={}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    pub fn fails(&self) -> &Self {
-        assert_eq!(
-            self.status, 1,
-            "expected failure: stdout={} stderr={}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?} / {}", self.stdout, self.stderr))
-    }
 }
 
 /// One plugin call the fake plugin recorded.
@@ -152,9 +119,9 @@ impl Tool {
         cmd
     }
 
-    fn finish(mut cmd: Command) -> Out {
+    fn finish(mut cmd: Command) -> Reply {
         let out = cmd.output().unwrap();
-        Out {
+        Reply {
             status: out.status.code().unwrap_or_else(|| {
                 128 + std::os::unix::process::ExitStatusExt::signal(&out.status).unwrap_or(0)
             }),
@@ -164,21 +131,21 @@ impl Tool {
     }
 
     /// `cnibox tool ARGS --cache-dir CACHE`.
-    pub fn run(&self, args: &[&str]) -> Out {
+    pub fn run(&self, args: &[&str]) -> Reply {
         let mut cmd = self.command(None);
         cmd.args(args).arg("--cache-dir").arg(self.cache.path());
         Self::finish(cmd)
     }
 
     /// The same, without adding --cache-dir.
-    pub fn run_raw(&self, args: &[&str]) -> Out {
+    pub fn run_raw(&self, args: &[&str]) -> Reply {
         let mut cmd = self.command(None);
         cmd.args(args);
         Self::finish(cmd)
     }
 
     /// `ip netns exec NODE cnibox tool ARGS --cache-dir CACHE`.
-    pub fn run_on(&self, node: &TestNs, args: &[&str]) -> Out {
+    pub fn run_on(&self, node: &TestNs, args: &[&str]) -> Reply {
         let mut cmd = self.command(Some(node));
         cmd.args(args).arg("--cache-dir").arg(self.cache.path());
         Self::finish(cmd)
