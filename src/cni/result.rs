@@ -293,7 +293,7 @@ impl CniResult {
             #[serde(skip_serializing_if = "Vec::is_empty")]
             interfaces: Vec<Printed1Interface<'a>>,
             #[serde(skip_serializing_if = "Vec::is_empty")]
-            ips: Vec<Printed1Ip>,
+            ips: Vec<PrintedIp>,
             #[serde(skip_serializing_if = "Vec::is_empty")]
             routes: Vec<PrintedRoute>,
             #[serde(skip_serializing_if = "Dns::is_empty")]
@@ -313,18 +313,6 @@ impl CniResult {
             #[serde(rename = "pciID", skip_serializing_if = "str::is_empty")]
             pci_id: &'a str,
         }
-        #[derive(Serialize)]
-        struct Printed1Ip {
-            #[serde(skip_serializing_if = "Option::is_none")]
-            interface: Option<i64>,
-            #[serde(serialize_with = "serde_ip::ser_cidr")]
-            address: IpNet,
-            #[serde(
-                serialize_with = "serde_ip::ser_opt_ip",
-                skip_serializing_if = "Option::is_none"
-            )]
-            gateway: Option<IpAddr>,
-        }
         let printed = Printed1 {
             cni_version: version,
             interfaces: self
@@ -339,15 +327,7 @@ impl CniResult {
                     pci_id: &i.pci_id,
                 })
                 .collect(),
-            ips: self
-                .ips
-                .iter()
-                .map(|ip| Printed1Ip {
-                    interface: ip.interface,
-                    address: ip.address,
-                    gateway: ip.gateway,
-                })
-                .collect(),
+            ips: self.ips.iter().map(|ip| PrintedIp::new(ip, None)).collect(),
             routes: self.routes.iter().map(PrintedRoute::from).collect(),
             dns: &self.dns,
         };
@@ -369,12 +349,7 @@ impl CniResult {
             ips: self
                 .ips
                 .iter()
-                .map(|ip| Printed04Ip {
-                    version: if ip.is_v4() { "4" } else { "6" },
-                    interface: ip.interface,
-                    address: ip.address,
-                    gateway: ip.gateway,
-                })
+                .map(|ip| PrintedIp::new(ip, Some(if ip.is_v4() { "4" } else { "6" })))
                 .collect(),
             routes: self.routes.iter().map(PrintedRoute::from).collect(),
             dns: self.dns.clone(),
@@ -465,7 +440,7 @@ struct Printed04 {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     interfaces: Vec<Printed04Interface>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    ips: Vec<Printed04Ip>,
+    ips: Vec<PrintedIp>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     routes: Vec<PrintedRoute>,
     dns: Dns,
@@ -480,9 +455,11 @@ struct Printed04Interface {
     sandbox: String,
 }
 
+/// An IP config: 0.3/0.4 carry `version` ("4"/"6"), 1.x does not.
 #[derive(Serialize)]
-struct Printed04Ip {
-    version: &'static str,
+struct PrintedIp {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     interface: Option<i64>,
     #[serde(serialize_with = "serde_ip::ser_cidr")]
@@ -492,6 +469,17 @@ struct Printed04Ip {
         skip_serializing_if = "Option::is_none"
     )]
     gateway: Option<IpAddr>,
+}
+
+impl PrintedIp {
+    fn new(ip: &IpConfig, version: Option<&'static str>) -> Self {
+        PrintedIp {
+            version,
+            interface: ip.interface,
+            address: ip.address,
+            gateway: ip.gateway,
+        }
+    }
 }
 
 #[derive(Serialize)]
