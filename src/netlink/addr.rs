@@ -1,8 +1,8 @@
 //! Addresses (RTM_*ADDR): add (with NODAD and IFA_FLAGS), delete, dump.
 
-use super::attr::{ne_u32, Attrs, Msg};
+use super::attr::{ip_bytes, ip_from_bytes, ne_u32, Attrs, Msg};
 use super::consts::*;
-use super::socket::{Netlink, NlError};
+use super::socket::{Netlink, NlError, Req};
 use ipnet::IpNet;
 use std::net::IpAddr;
 
@@ -27,25 +27,10 @@ impl Addr {
     }
 }
 
-fn family_of(ip: &IpAddr) -> u8 {
+pub fn family_of(ip: &IpAddr) -> u8 {
     match ip {
         IpAddr::V4(_) => AF_INET,
         IpAddr::V6(_) => AF_INET6,
-    }
-}
-
-pub fn ip_bytes(ip: &IpAddr) -> Vec<u8> {
-    match ip {
-        IpAddr::V4(a) => a.octets().to_vec(),
-        IpAddr::V6(a) => a.octets().to_vec(),
-    }
-}
-
-pub fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {
-    match b.len() {
-        4 => Some(IpAddr::from(<[u8; 4]>::try_from(b).ok()?)),
-        16 => Some(IpAddr::from(<[u8; 16]>::try_from(b).ok()?)),
-        _ => None,
     }
 }
 
@@ -114,16 +99,21 @@ pub fn parse_addr(payload: &[u8]) -> Option<Addr> {
     })
 }
 
-impl Netlink {
+impl Req {
     /// Add an address. `flags` are IFA_F_* (NODAD, NOPREFIXROUTE, ...).
-    pub fn addr_add(&self, index: u32, net: &IpNet, flags: u32) -> Result<(), NlError> {
-        let what = format!("add address {net} to link #{index}");
-        self.request(
-            &what,
+    pub fn addr_add(index: u32, net: &IpNet, flags: u32) -> Req {
+        Req::new(
+            format!("add address {net} to link #{index}"),
             RTM_NEWADDR,
             NLM_F_CREATE | NLM_F_EXCL,
-            addr_request(index, net, flags).as_bytes(),
+            addr_request(index, net, flags),
         )
+    }
+}
+
+impl Netlink {
+    pub fn addr_add(&self, index: u32, net: &IpNet, flags: u32) -> Result<(), NlError> {
+        self.run(&Req::addr_add(index, net, flags))
     }
 
     /// Delete an address; one that is already gone is success.

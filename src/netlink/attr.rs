@@ -6,6 +6,7 @@
 //! every nested attribute, always.
 
 use super::consts::{NLA_F_NESTED, NLA_F_NET_BYTEORDER};
+use std::net::IpAddr;
 
 /// Round up to the 4-byte netlink alignment.
 pub const fn align(len: usize) -> usize {
@@ -106,14 +107,6 @@ impl Msg {
     pub fn into_bytes(self) -> Vec<u8> {
         self.buf
     }
-
-    pub fn len(&self) -> usize {
-        self.buf.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
 }
 
 /// One decoded attribute; `ty` has the NESTED and BYTEORDER bits masked off.
@@ -126,10 +119,6 @@ pub struct Attr<'a> {
 impl<'a> Attr<'a> {
     pub fn u8(&self) -> Option<u8> {
         self.payload.first().copied()
-    }
-
-    pub fn u16(&self) -> Option<u16> {
-        Some(u16::from_ne_bytes(self.payload.get(..2)?.try_into().ok()?))
     }
 
     pub fn u32(&self) -> Option<u32> {
@@ -199,17 +188,26 @@ impl<'a> Iterator for Attrs<'a> {
     }
 }
 
+/// An address as it goes in an attribute: 4 or 16 bytes.
+pub fn ip_bytes(ip: &IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+/// An address attribute's payload (4 or 16 bytes; anything else: `None`).
+pub fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {
+    match b.len() {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(b).ok()?)),
+        16 => Some(IpAddr::from(<[u8; 16]>::try_from(b).ok()?)),
+        _ => None,
+    }
+}
+
 /// Read a native-endian u32 at `off` (for fixed headers), if present.
 pub fn ne_u32(b: &[u8], off: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(b.get(off..off + 4)?.try_into().ok()?))
-}
-
-pub fn ne_i32(b: &[u8], off: usize) -> Option<i32> {
-    Some(i32::from_ne_bytes(b.get(off..off + 4)?.try_into().ok()?))
-}
-
-pub fn ne_u16(b: &[u8], off: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(off..off + 2)?.try_into().ok()?))
 }
 
 #[cfg(test)]

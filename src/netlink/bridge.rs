@@ -7,14 +7,7 @@
 use super::attr::{ne_u32, Attrs, Msg};
 use super::consts::*;
 use super::link::ifinfomsg;
-use super::socket::{Netlink, NlError};
-
-/// Bridge port flags as read back.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PortFlags {
-    pub hairpin: bool,
-    pub isolated: bool,
-}
+use super::socket::{Netlink, NlError, Req};
 
 /// One VLAN on a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,44 +50,19 @@ pub fn vlan_request(index: u32, vlan: PortVlan) -> Msg {
     m
 }
 
-impl Netlink {
-    pub fn port_set_flags(
-        &self,
-        index: u32,
-        hairpin: bool,
-        isolated: Option<bool>,
-    ) -> Result<(), NlError> {
-        let m = port_flags_request(index, hairpin, isolated);
-        self.request(
-            &format!("set bridge port #{index} flags"),
+impl Req {
+    /// Hairpin (and isolation when given) on a bridge port.
+    pub fn port_flags(index: u32, hairpin: bool, isolated: Option<bool>) -> Req {
+        Req::new(
+            format!("set bridge port #{index} flags"),
             RTM_SETLINK,
             0,
-            m.as_bytes(),
+            port_flags_request(index, hairpin, isolated),
         )
     }
+}
 
-    /// Hairpin and isolation of a port (AF_BRIDGE link dump).
-    pub fn port_flags(&self, index: u32) -> Result<Option<PortFlags>, NlError> {
-        let m = Msg::with_header(&ifinfomsg(AF_BRIDGE, 0, 0, 0));
-        for r in self.dump("dump bridge ports", RTM_GETLINK, m.as_bytes())? {
-            if ne_u32(&r.payload, 4) != Some(index) {
-                continue;
-            }
-            let mut f = PortFlags::default();
-            if let Some(p) = Attrs::new(r.payload.get(16..).unwrap_or(&[])).get(IFLA_PROTINFO) {
-                for a in p.nested() {
-                    match a.ty {
-                        IFLA_BRPORT_MODE => f.hairpin = a.u8() == Some(1),
-                        IFLA_BRPORT_ISOLATED => f.isolated = a.u8() == Some(1),
-                        _ => {}
-                    }
-                }
-            }
-            return Ok(Some(f));
-        }
-        Ok(None)
-    }
-
+impl Netlink {
     pub fn vlan_add(&self, index: u32, vlan: PortVlan) -> Result<(), NlError> {
         let m = vlan_request(index, vlan);
         self.request(

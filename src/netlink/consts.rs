@@ -5,7 +5,6 @@
 pub const NLMSG_ERROR: u16 = 2;
 pub const NLMSG_DONE: u16 = 3;
 pub const NLM_F_REQUEST: u16 = 0x1;
-pub const NLM_F_MULTI: u16 = 0x2;
 pub const NLM_F_ACK: u16 = 0x4;
 pub const NLM_F_DUMP_INTR: u16 = 0x10;
 pub const NLM_F_DUMP: u16 = 0x300;
@@ -46,7 +45,6 @@ pub const IFLA_MASTER: u16 = 10;
 pub const IFLA_TXQLEN: u16 = 13;
 pub const IFLA_PROTINFO: u16 = 12;
 pub const IFLA_LINKINFO: u16 = 18;
-pub const IFLA_NET_NS_PID: u16 = 19;
 pub const IFLA_AF_SPEC: u16 = 26;
 pub const IFLA_NET_NS_FD: u16 = 28;
 pub const IFLA_EXT_MASK: u16 = 29;
@@ -54,10 +52,8 @@ pub const IFLA_PROMISCUITY: u16 = 30;
 pub const IFLA_LINK_NETNSID: u16 = 37;
 pub const IFLA_INFO_KIND: u16 = 1;
 pub const IFLA_INFO_DATA: u16 = 2;
-pub const IFLA_INFO_SLAVE_KIND: u16 = 4;
 pub const VETH_INFO_PEER: u16 = 1;
 pub const IFLA_BR_VLAN_FILTERING: u16 = 7;
-pub const IFLA_BR_VLAN_DEFAULT_PVID: u16 = 39;
 pub const IFLA_OPERSTATE: u16 = 16;
 pub const IF_OPER_UP: u8 = 6;
 pub const RTEXT_FILTER_BRVLAN: u32 = 2;
@@ -70,12 +66,9 @@ pub const IFLA_BRIDGE_VLAN_INFO: u16 = 2;
 pub const BRIDGE_FLAGS_MASTER: u16 = 1;
 pub const BRIDGE_VLAN_INFO_PVID: u16 = 2;
 pub const BRIDGE_VLAN_INFO_UNTAGGED: u16 = 4;
-pub const BRIDGE_VLAN_INFO_RANGE_BEGIN: u16 = 8;
-pub const BRIDGE_VLAN_INFO_RANGE_END: u16 = 16;
 
 // linux/if.h
 pub const IFF_UP: u32 = 0x1;
-pub const IFF_LOOPBACK: u32 = 0x8;
 pub const IFF_PROMISC: u32 = 0x100;
 
 // linux/if_addr.h
@@ -86,7 +79,6 @@ pub const IFA_FLAGS: u16 = 8;
 pub const IFA_F_NODAD: u32 = 0x02;
 pub const IFA_F_DADFAILED: u32 = 0x08;
 pub const IFA_F_TENTATIVE: u32 = 0x40;
-pub const IFA_F_PERMANENT: u32 = 0x80;
 pub const IFA_F_NOPREFIXROUTE: u32 = 0x200;
 
 // linux/rtnetlink.h: routes
@@ -102,7 +94,6 @@ pub const RTAX_ADVMSS: u16 = 8;
 pub const RT_TABLE_UNSPEC: u8 = 0;
 pub const RT_TABLE_MAIN: u8 = 254;
 pub const RTPROT_BOOT: u8 = 3;
-pub const RTPROT_KERNEL: u8 = 2;
 pub const RT_SCOPE_UNIVERSE: u8 = 0;
 pub const RT_SCOPE_LINK: u8 = 253;
 pub const RT_SCOPE_HOST: u8 = 254;

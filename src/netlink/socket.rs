@@ -2,6 +2,7 @@
 //! dump and batch helpers. A socket stays in the network namespace it was
 //! created in, so open it inside the target netns, then use it anywhere.
 
+use super::attr::Msg;
 use super::consts::*;
 use neli::consts::nl::NlmF;
 use neli::consts::socket::NlFamily;
@@ -25,6 +26,16 @@ pub struct NlError {
 }
 
 impl NlError {
+    /// The kernel's answer `code` (a negative errno) to request `what`, with
+    /// its extended-ACK message.
+    fn kernel(what: &str, code: i32, ext_ack: String) -> Self {
+        NlError {
+            errno: Errno::from_raw(code.unsigned_abs() as i32),
+            ext_ack,
+            what: what.to_string(),
+        }
+    }
+
     pub fn new(what: impl Into<String>, errno: Errno) -> Self {
         NlError {
             errno,
@@ -107,6 +118,16 @@ impl Netlink {
     /// A NETLINK_NETFILTER socket (nf_tables) in the calling thread's netns.
     pub fn netfilter() -> Result<Self, NlError> {
         Self::open(NlFamily::Netfilter)
+    }
+
+    /// A netfilter socket, or `None` when the kernel has no nf_tables (then
+    /// no rule can exist to be removed).
+    pub fn netfilter_if_supported() -> Result<Option<Self>, NlError> {
+        match Self::netfilter() {
+            Ok(nl) => Ok(Some(nl)),
+            Err(e) if e.is_unsupported() => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     fn open(family: NlFamily) -> Result<Self, NlError> {
@@ -198,8 +219,9 @@ impl Netlink {
         Ok(None)
     }
 
-    fn errno_of(code: i32) -> Errno {
-        Errno::from_raw(code.unsigned_abs() as i32)
+    /// Send one prepared request and wait for its ACK.
+    pub fn run(&self, req: &Req) -> Result<(), NlError> {
+        self.request(&req.what, req.ty, req.flags, &req.body)
     }
 
     /// Send one request and wait for its ACK. `flags` are added to
@@ -214,11 +236,7 @@ impl Netlink {
                 }
                 match err {
                     Some((0, _)) => Some(Ok(())),
-                    Some((code, ack)) => Some(Err(NlError {
-                        errno: Self::errno_of(code),
-                        ext_ack: ack,
-                        what: what.to_string(),
-                    })),
+                    Some((code, ack)) => Some(Err(NlError::kernel(what, code, ack))),
                     None => None,
                 }
             })?;
@@ -240,11 +258,7 @@ impl Netlink {
                 }
                 match err {
                     Some((0, _)) | None if reply.ty != NLMSG_ERROR => Some(Ok(reply)),
-                    Some((code, ack)) => Some(Err(NlError {
-                        errno: Self::errno_of(code),
-                        ext_ack: ack,
-                        what: what.to_string(),
-                    })),
+                    Some((code, ack)) => Some(Err(NlError::kernel(what, code, ack))),
                     _ => None,
                 }
             })?;
@@ -272,11 +286,7 @@ impl Netlink {
                     }
                     if let Some((code, ack)) = err {
                         if code != 0 {
-                            return Some(Err(NlError {
-                                errno: Self::errno_of(code),
-                                ext_ack: ack,
-                                what: what.to_string(),
-                            }));
+                            return Some(Err(NlError::kernel(what, code, ack)));
                         }
                     }
                     if reply.ty == NLMSG_DONE {
@@ -317,33 +327,15 @@ impl Netlink {
                 if !frames.contains(s) {
                     return None;
                 }
-                if code != 0 && !pending.contains(&s) {
-                    // An error for a message without NLM_F_ACK: count it.
-                    first_err.get_or_insert(NlError {
-                        errno: Self::errno_of(code),
-                        ext_ack: ack.clone(),
-                        what: what.to_string(),
-                    });
+                // Every error counts, acked message or not.
+                if code != 0 {
+                    first_err.get_or_insert_with(|| NlError::kernel(what, code, ack));
                 }
                 if s == frames.batch_seq && code != 0 {
                     // The whole transaction failed (commit or framing).
-                    first_err.get_or_insert(NlError {
-                        errno: Self::errno_of(code),
-                        ext_ack: ack,
-                        what: what.to_string(),
-                    });
                     pending.clear();
-                    return None;
-                }
-                if let Some(pos) = pending.iter().position(|p| *p == s) {
+                } else if let Some(pos) = pending.iter().position(|p| *p == s) {
                     pending.remove(pos);
-                    if code != 0 {
-                        first_err.get_or_insert(NlError {
-                            errno: Self::errno_of(code),
-                            ext_ack: ack,
-                            what: what.to_string(),
-                        });
-                    }
                 }
                 None
             })?;
@@ -389,11 +381,7 @@ impl Netlink {
                     remaining -= 1;
                     results[i] = Some(match code {
                         0 => Ok(()),
-                        c => Err(NlError {
-                            errno: Self::errno_of(c),
-                            ext_ack: ack,
-                            what: reqs[i].what.clone(),
-                        }),
+                        c => Err(NlError::kernel(&reqs[i].what, c, ack)),
                     });
                 }
                 None
@@ -414,7 +402,6 @@ impl Netlink {
                 s
             },
             first_seq: 0,
-            last: None,
         }
     }
 }
@@ -429,6 +416,17 @@ pub struct Req {
     pub body: Vec<u8>,
 }
 
+impl Req {
+    pub fn new(what: String, ty: u16, flags: u16, body: Msg) -> Req {
+        Req {
+            what,
+            ty,
+            flags,
+            body: body.into_bytes(),
+        }
+    }
+}
+
 /// Several netlink messages laid out back to back, for [`Netlink::send_batch`].
 #[derive(Debug, Clone, Default)]
 pub struct Frames {
@@ -438,13 +436,13 @@ pub struct Frames {
     /// for transaction-level errors.
     pub batch_seq: u32,
     next_seq: u32,
-    /// Sequence number of the first message, and offset of the last one.
+    /// Sequence number of the first message.
     first_seq: u32,
-    last: Option<usize>,
 }
 
 impl Frames {
     /// Fresh frames with a fixed starting sequence (for golden-byte tests).
+    #[cfg(test)]
     pub fn starting_at(seq: u32) -> Self {
         Frames {
             next_seq: seq,
@@ -456,10 +454,9 @@ impl Frames {
     /// message carries NLM_F_ACK and `send_batch` waits for its answer.
     pub fn push(&mut self, ty: u16, flags: u16, body: &[u8], ack: bool) -> u32 {
         let seq = self.next_seq;
-        if self.last.is_none() {
+        if self.buf.is_empty() {
             self.first_seq = seq;
         }
-        self.last = Some(self.buf.len());
         self.next_seq = self.next_seq.wrapping_add(1);
         let flags = flags | NLM_F_REQUEST | if ack { NLM_F_ACK } else { 0 };
         let len = 16 + body.len();
@@ -476,31 +473,19 @@ impl Frames {
         seq
     }
 
-    /// Set NLM_F_ACK on the last message pushed (no-op when empty or already
-    /// set): an nf_tables batch needs only its last operation acked, since
-    /// errors of the others are always reported, and before that ACK.
-    pub fn ack_last(&mut self) {
-        let Some(off) = self.last else { return };
-        let seq = self.next_seq.wrapping_sub(1);
-        if self.acked.contains(&seq) {
-            return;
-        }
-        let f = u16::from_ne_bytes([self.buf[off + 6], self.buf[off + 7]]) | NLM_F_ACK;
-        self.buf[off + 6..off + 8].copy_from_slice(&f.to_ne_bytes());
-        self.acked.push(seq);
-    }
-
     /// Whether `seq` belongs to a message of these frames.
     pub fn contains(&self, seq: u32) -> bool {
         let first = self.first_seq;
         seq.wrapping_sub(first) < self.next_seq.wrapping_sub(first)
     }
 
+    #[cfg(test)]
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf
     }
 
     /// How many messages wait for an ACK.
+    #[cfg(test)]
     pub fn acked_count(&self) -> usize {
         self.acked.len()
     }
@@ -509,6 +494,15 @@ impl Frames {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequence_numbers_wrap() {
+        let mut f = Frames::starting_at(u32::MAX);
+        f.push(0x10, 0, &[0; 4], false);
+        f.push(0x0a06, 0, &[0; 4], true);
+        // u32::MAX, then 0
+        assert!(f.contains(u32::MAX) && f.contains(0) && !f.contains(1));
+    }
 
     #[test]
     fn frames_lay_out_headers_back_to_back() {
@@ -529,22 +523,6 @@ mod tests {
         );
         assert_eq!(f.acked_count(), 1);
         assert!(f.contains(7) && f.contains(8) && !f.contains(9) && !f.contains(6));
-    }
-
-    #[test]
-    fn ack_last_marks_only_the_last_message() {
-        let mut f = Frames::starting_at(u32::MAX);
-        f.ack_last(); // empty: no-op
-        f.push(0x10, 0, &[0; 4], false);
-        f.push(0x0a06, 0, &[0; 4], false);
-        f.ack_last();
-        f.ack_last();
-        assert_eq!(f.acked_count(), 1);
-        let b = f.as_bytes();
-        assert_eq!(&b[6..8], &NLM_F_REQUEST.to_ne_bytes());
-        assert_eq!(&b[26..28], &(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
-        // sequence numbers wrap: u32::MAX, then 0
-        assert!(f.contains(u32::MAX) && f.contains(0) && !f.contains(1));
     }
 
     #[test]

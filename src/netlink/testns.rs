@@ -2,6 +2,7 @@
 //! when dropped, even when the test fails. Kernel tests skip (with a printed
 //! reason) when not root or when `ip` is missing.
 
+use super::Netlink;
 use nix::sched::{setns, CloneFlags};
 use std::fs::File;
 use std::process::{Command, Output};
@@ -51,6 +52,11 @@ impl TestNs {
             .join()
             .expect("test netns worker panicked")
         })
+    }
+
+    /// Run `f` inside the namespace with a netfilter socket opened there.
+    pub fn with_netfilter<T: Send>(&self, f: impl FnOnce(&Netlink) -> T + Send) -> T {
+        self.run(|| f(&Netlink::netfilter().expect("netfilter socket in test netns")))
     }
 
     /// Run a command inside the namespace (`ip netns exec`).

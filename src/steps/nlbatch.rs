@@ -4,12 +4,7 @@
 //! route may follow the address or route it depends on in the same batch.
 
 use crate::cni::CniError;
-use crate::netlink::addr::addr_request;
-use crate::netlink::attr::Msg;
-use crate::netlink::bridge::port_flags_request;
-use crate::netlink::consts::*;
-use crate::netlink::link::ifinfomsg;
-use crate::netlink::route::{describe_add, route_request, Route, RouteMode};
+use crate::netlink::route::{Route, RouteMode};
 use crate::netlink::socket::Req;
 use crate::netlink::Netlink;
 use ipnet::IpNet;
@@ -28,117 +23,45 @@ impl Batch {
         Self::default()
     }
 
-    fn push(
-        &mut self,
-        what: String,
-        ty: u16,
-        flags: u16,
-        body: Msg,
-        exists_ok: bool,
-        gone_ok: bool,
-    ) {
-        self.reqs.push(Req {
-            what,
-            ty,
-            flags,
-            body: body.into_bytes(),
-        });
+    fn push(&mut self, req: Req, exists_ok: bool, gone_ok: bool) -> &mut Self {
+        self.reqs.push(req);
         self.exists_ok.push(exists_ok);
         self.gone_ok.push(gone_ok);
+        self
     }
 
     pub fn addr_add(&mut self, index: u32, net: &IpNet, flags: u32, exists_ok: bool) -> &mut Self {
-        let what = format!("add address {net} to link #{index}");
-        self.push(
-            what,
-            RTM_NEWADDR,
-            NLM_F_CREATE | NLM_F_EXCL,
-            addr_request(index, net, flags),
-            exists_ok,
-            false,
-        );
-        self
+        self.push(Req::addr_add(index, net, flags), exists_ok, false)
     }
 
     pub fn link_up(&mut self, index: u32) -> &mut Self {
-        let body = Msg::with_header(&ifinfomsg(AF_UNSPEC, index, IFF_UP, IFF_UP));
-        self.push(
-            format!("set link #{index} up"),
-            RTM_SETLINK,
-            0,
-            body,
-            false,
-            false,
-        );
-        self
+        self.push(Req::link_set_up(index, true), false, false)
     }
 
     /// Enslave a link to a master (a bridge).
     pub fn set_master(&mut self, index: u32, master: u32) -> &mut Self {
-        let mut body = Msg::with_header(&ifinfomsg(AF_UNSPEC, index, 0, 0));
-        body.put_u32(IFLA_MASTER, master);
-        self.push(
-            format!("set link #{index} master #{master}"),
-            RTM_SETLINK,
-            0,
-            body,
-            false,
-            false,
-        );
-        self
+        self.push(Req::link_set_master(index, master), false, false)
     }
 
     /// Bridge port hairpin (and isolation when given).
     pub fn port_flags(&mut self, index: u32, hairpin: bool, isolated: Option<bool>) -> &mut Self {
-        let body = port_flags_request(index, hairpin, isolated);
-        self.push(
-            format!("set bridge port #{index} flags"),
-            RTM_SETLINK,
-            0,
-            body,
-            false,
-            false,
-        );
-        self
+        self.push(Req::port_flags(index, hairpin, isolated), false, false)
     }
 
     pub fn route_add(&mut self, r: &Route, mode: RouteMode, exists_ok: bool) -> &mut Self {
-        let flags = mode.flags();
-        let what = describe_add(r);
-        self.push(
-            what,
-            RTM_NEWROUTE,
-            flags,
-            route_request(r, false),
-            exists_ok,
-            false,
-        );
-        self
+        self.push(Req::route_add(r, mode), exists_ok, false)
     }
 
     /// Delete a route; one that is already gone is fine.
     pub fn route_del(&mut self, r: &Route) -> &mut Self {
-        self.push(
-            format!("delete route {}", r.dst),
-            RTM_DELROUTE,
-            0,
-            route_request(r, true),
-            false,
-            true,
-        );
-        self
+        self.push(Req::route_del(r), false, true)
     }
-
     /// Queue `other`'s requests after ours.
     pub fn append(&mut self, other: Batch) -> &mut Self {
         self.reqs.extend(other.reqs);
         self.exists_ok.extend(other.exists_ok);
         self.gone_ok.extend(other.gone_ok);
         self
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.reqs.is_empty()
     }
 
     /// Send everything; the first failure that the policy does not excuse

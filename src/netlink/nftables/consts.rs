@@ -10,15 +10,14 @@ pub const NFNETLINK_V0: u8 = 0;
 
 // enum nf_tables_msg_types
 pub const NFT_MSG_NEWTABLE: u16 = 0;
+#[cfg(test)]
 pub const NFT_MSG_GETTABLE: u16 = 1;
-pub const NFT_MSG_DELTABLE: u16 = 2;
 pub const NFT_MSG_NEWCHAIN: u16 = 3;
 pub const NFT_MSG_GETCHAIN: u16 = 4;
 pub const NFT_MSG_DELCHAIN: u16 = 5;
 pub const NFT_MSG_NEWRULE: u16 = 6;
 pub const NFT_MSG_GETRULE: u16 = 7;
 pub const NFT_MSG_DELRULE: u16 = 8;
-pub const NFT_MSG_NEWGEN: u16 = 15;
 pub const NFT_MSG_GETGEN: u16 = 16;
 
 // NFPROTO_*
@@ -30,9 +29,6 @@ pub const NFPROTO_IPV6: u8 = 10;
 
 // hooks (NF_INET_* and NF_BR_* share the numbers we use)
 pub const NF_INET_PRE_ROUTING: u32 = 0;
-pub const NF_INET_INPUT: u32 = 1;
-pub const NF_INET_FORWARD: u32 = 2;
-pub const NF_INET_LOCAL_OUT: u32 = 3;
 pub const NF_INET_POST_ROUTING: u32 = 4;
 
 // verdicts
@@ -45,6 +41,7 @@ pub const NFT_RETURN: i32 = -5;
 // NFTA_TABLE_*
 pub const NFTA_TABLE_NAME: u16 = 1;
 pub const NFTA_TABLE_FLAGS: u16 = 2;
+#[cfg(any(test, fuzzing))]
 pub const NFTA_TABLE_HANDLE: u16 = 4;
 pub const NFTA_TABLE_USERDATA: u16 = 6;
 

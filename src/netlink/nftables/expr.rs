@@ -4,7 +4,7 @@
 //! parsed back from dumps well enough to compare rules.
 
 use super::consts::*;
-use crate::netlink::attr::{Attrs, Msg};
+use crate::netlink::attr::{ip_bytes, Attrs, Msg};
 use std::net::IpAddr;
 
 /// A rule's final verdict.
@@ -123,13 +123,6 @@ pub fn nfproto_of(ip: &IpAddr) -> u8 {
     }
 }
 
-fn addr_bytes(ip: &IpAddr) -> Vec<u8> {
-    match ip {
-        IpAddr::V4(a) => a.octets().to_vec(),
-        IpAddr::V6(a) => a.octets().to_vec(),
-    }
-}
-
 fn field_offset(field: AddrField, v6: bool) -> u32 {
     match (field, v6) {
         (AddrField::Saddr, false) => 12,
@@ -145,7 +138,7 @@ fn field_offset(field: AddrField, v6: bool) -> u32 {
 /// masks it with `bitwise` and compares. The address's host bits are cleared.
 pub fn addr_match(field: AddrField, op: CmpOp, addr: &IpAddr, prefix: u8) -> Vec<Expr> {
     let v6 = addr.is_ipv6();
-    let full = addr_bytes(addr);
+    let full = ip_bytes(addr);
     let bits = (prefix as usize).min(full.len() * 8);
     let offset = field_offset(field, v6);
     let mask: Vec<u8> = (0..full.len())

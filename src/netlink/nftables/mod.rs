@@ -12,7 +12,7 @@ pub mod expr;
 use self::consts::*;
 pub use self::expr::{AddrField, CmpOp, Expr, Verdict};
 use super::attr::{Attrs, Msg};
-use super::consts::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL};
+use super::consts::{NLM_F_APPEND, NLM_F_CREATE};
 use super::socket::{Frames, Netlink, NlError, Reply};
 use nix::errno::Errno;
 
@@ -109,6 +109,7 @@ impl Table {
         m.into_bytes()
     }
 
+    #[cfg(any(test, fuzzing))]
     fn decode(family: u8, a: Attrs<'_>) -> Option<Table> {
         Some(Table {
             family,
@@ -261,8 +262,6 @@ fn rule_ref(family: u8, table: &str, chain: &str, handle: Option<u64>) -> Vec<u8
 /// hundreds of rules from overflowing the socket's receive buffer.
 #[derive(Debug, Clone)]
 pub struct Batch {
-    /// Fixed first sequence number (golden tests); else the socket's.
-    seq: Option<u32>,
     genid: Option<u32>,
     /// (message, flags, body) of each operation, in order.
     ops: Vec<(u16, u16, Vec<u8>)>,
@@ -280,16 +279,6 @@ impl Batch {
     /// that generation was read (optimistic concurrency).
     pub fn new(genid: Option<u32>) -> Batch {
         Batch {
-            seq: None,
-            genid,
-            ops: Vec::new(),
-        }
-    }
-
-    /// A batch with fixed sequence numbers (golden tests).
-    pub fn starting_at(seq: u32, genid: Option<u32>) -> Batch {
-        Batch {
-            seq: Some(seq),
             genid,
             ops: Vec::new(),
         }
@@ -302,11 +291,8 @@ impl Batch {
             m.put_be32(NFNL_BATCH_GENID, g);
         }
         frames.batch_seq = frames.push(NFNL_MSG_BATCH_BEGIN, 0, m.as_bytes(), false);
-        for (ty, flags, body) in ops {
-            frames.push(msg_type(*ty), *flags, body, false);
-        }
-        if !ops.is_empty() {
-            frames.ack_last();
+        for (i, (ty, flags, body)) in ops.iter().enumerate() {
+            frames.push(msg_type(*ty), *flags, body, i + 1 == ops.len());
         }
         let end = nfgenmsg(NFPROTO_UNSPEC, NFNL_SUBSYS_NFTABLES);
         frames.push(NFNL_MSG_BATCH_END, 0, &end, false);
@@ -328,11 +314,6 @@ impl Batch {
         self.op(NFT_MSG_NEWCHAIN, NLM_F_CREATE, &c.encode())
     }
 
-    /// `create chain`: fails with EEXIST if the chain exists.
-    pub fn create_chain(&mut self, c: &Chain) -> &mut Self {
-        self.op(NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_EXCL, &c.encode())
-    }
-
     /// `add rule`: append at the end of its chain.
     pub fn add_rule(&mut self, r: &Rule) -> &mut Self {
         self.op(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, &r.encode())
@@ -352,6 +333,17 @@ impl Batch {
         )
     }
 
+    /// `delete rule` for each of `rules` that has a handle (a rule as listed
+    /// names its own family, table and chain).
+    pub fn del_rules<'r>(&mut self, rules: impl IntoIterator<Item = &'r Rule>) -> &mut Self {
+        for r in rules {
+            if let Some(h) = r.handle {
+                self.del_rule(r.family, &r.table, &r.chain, h);
+            }
+        }
+        self
+    }
+
     /// `delete chain` (with its rules; fails with EBUSY while jumped to).
     pub fn del_chain(&mut self, family: u8, table: &str, chain: &str) -> &mut Self {
         let mut m = Msg::with_header(&nfgenmsg(family, 0));
@@ -361,22 +353,16 @@ impl Batch {
     }
 
     /// How many operations the batch holds.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.ops.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
-    }
-
-    /// The finished datagram: the operations closed by BATCH_END (one
-    /// transaction, however large: for golden tests).
-    pub fn finish(self) -> Frames {
-        Self::build(
-            &self.ops,
-            self.genid,
-            Frames::starting_at(self.seq.unwrap_or(1)),
-        )
+    /// The datagram with sequence numbers from `seq`: the operations closed
+    /// by BATCH_END (one transaction, however large: for golden tests).
+    #[cfg(test)]
+    pub fn finish(self, seq: u32) -> Frames {
+        Self::build(&self.ops, self.genid, Frames::starting_at(seq))
     }
 
     /// Send the transaction and wait for the kernel's verdict on every
@@ -426,6 +412,7 @@ fn body_of(r: &Reply) -> Option<(u8, Attrs<'_>)> {
 }
 
 /// The table `family name`, or `None` if it does not exist.
+#[cfg(test)]
 pub fn get_table(nl: &Netlink, family: u8, name: &str) -> Result<Option<Table>, NlError> {
     let mut m = Msg::with_header(&nfgenmsg(family, 0));
     m.put_str(NFTA_TABLE_NAME, name);

@@ -152,10 +152,27 @@ fn fixture_batch(b: &mut Batch) {
 
 #[test]
 fn golden_fixture_transaction_matches_nft() {
-    let mut b = Batch::starting_at(0, None);
+    let mut b = Batch::new(None);
     fixture_batch(&mut b);
     assert_eq!(b.len(), 7);
-    assert_same_messages(&b.finish(), include_str!("testdata/fixture.hex"));
+    assert_same_messages(&b.finish(0), include_str!("testdata/fixture.hex"));
+}
+
+#[test]
+fn only_the_last_operation_asks_for_an_ack() {
+    let mut b = Batch::new(None);
+    fixture_batch(&mut b);
+    let frames = b.finish(0);
+    assert_eq!(frames.acked_count(), 1);
+    let msgs = split(frames.as_bytes());
+    let acked: Vec<bool> = msgs
+        .iter()
+        .map(|m| u16::from_ne_bytes([m[6], m[7]]) & NLM_F_ACK != 0)
+        .collect();
+    // BEGIN, 7 operations, END: the ACK closes the last operation.
+    let mut want = vec![false; 9];
+    want[7] = true;
+    assert_eq!(acked, want);
 }
 
 const BR: &str = "nat";
@@ -220,32 +237,32 @@ fn spoof_base(b: &mut Batch) {
 
 #[test]
 fn golden_spoofcheck_transactions_match_nft() {
-    let mut b = Batch::starting_at(0, None);
+    let mut b = Batch::new(None);
     spoof_base(&mut b);
-    assert_same_messages(&b.finish(), include_str!("testdata/spoof-base.hex"));
+    assert_same_messages(&b.finish(0), include_str!("testdata/spoof-base.hex"));
 
-    let mut b = Batch::starting_at(0, None);
+    let mut b = Batch::new(None);
     b.flush_chain(NFPROTO_BRIDGE, BR, IFACE)
         .flush_chain(NFPROTO_BRIDGE, BR, MAC);
     for r in spoof_rules() {
         b.add_rule(&r);
     }
-    assert_same_messages(&b.finish(), include_str!("testdata/spoof-rules.hex"));
+    assert_same_messages(&b.finish(0), include_str!("testdata/spoof-rules.hex"));
 }
 
 #[test]
 fn golden_deletes_match_nft() {
-    let mut b = Batch::starting_at(0, None);
+    let mut b = Batch::new(None);
     b.del_rule(NFPROTO_INET, T, "masq_checks", 3);
-    assert_same_messages(&b.finish(), include_str!("testdata/del-rule.hex"));
-    let mut b = Batch::starting_at(0, None);
+    assert_same_messages(&b.finish(0), include_str!("testdata/del-rule.hex"));
+    let mut b = Batch::new(None);
     b.del_chain(NFPROTO_BRIDGE, BR, MAC);
-    assert_same_messages(&b.finish(), include_str!("testdata/del-chain.hex"));
+    assert_same_messages(&b.finish(0), include_str!("testdata/del-chain.hex"));
 }
 
 #[test]
 fn batch_begin_carries_genid() {
-    let b = Batch::starting_at(5, Some(0x01020304)).finish();
+    let b = Batch::new(Some(0x01020304)).finish(5);
     let m = split(b.as_bytes());
     assert_eq!(
         hex(&m[0][16..]),
