@@ -437,15 +437,8 @@ fn configure_l3<'a>(
 
     if s.conf.ip_masq {
         let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
-        let (name, ifname, id) = (
-            req.name().to_string(),
-            req.ifname.clone(),
-            req.container_id.clone(),
-        );
-        undo.push(move || {
-            let _ = masq::teardown(&[], &name, &ifname, &id);
-        });
-        masq::setup(
+        masq::setup_undoable(
+            undo,
             s.conf.ip_masq_backend.as_deref(),
             &ips,
             req.name(),
@@ -558,11 +551,12 @@ fn del(req: &Request) -> Result<(), CniError> {
     } else {
         None
     };
-    // Masquerade first: its iptables check opens sockets of its own, which
-    // must close before any rule is deleted (see masq::teardown_on).
+    // Masquerade first: a legacy iptables chain is removed by the binary,
+    // whose sockets must close before any rule is deleted (see
+    // masq::teardown_on).
     if masq_on {
         let (name, id) = (req.name(), &req.container_id);
-        errors.extend(masq::teardown_on(nft.as_ref(), &[], name, &req.ifname, id).err());
+        errors.extend(masq::teardown_on(nft.as_ref(), name, &req.ifname, id).err());
     }
     if let (true, Some(nl)) = (s.conf.macspoofchk, nft.as_ref()) {
         errors.extend(spoofchk::teardown_with(nl, &req.container_id, &req.ifname).err());

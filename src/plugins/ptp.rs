@@ -173,15 +173,8 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
     fault::point("ptp:after-host")?;
     if ptp.ip_masq {
         let ips: Vec<IpNet> = result.ips.iter().map(|ip| ip.address).collect();
-        let (name, ifname, id) = (
-            req.name().to_string(),
-            req.ifname.clone(),
-            req.container_id.clone(),
-        );
-        undo.push(move || {
-            let _ = masq::teardown(&[], &name, &ifname, &id);
-        });
-        masq::setup(
+        masq::setup_undoable(
+            &mut undo,
             ptp.ip_masq_backend.as_deref(),
             &ips,
             req.name(),
@@ -217,13 +210,7 @@ fn del(req: &Request) -> Result<(), CniError> {
         None
     };
     let masq = match ptp.ip_masq {
-        true => masq::teardown_on(
-            nft.as_ref(),
-            &[],
-            req.name(),
-            &req.ifname,
-            &req.container_id,
-        ),
+        true => masq::teardown_on(nft.as_ref(), req.name(), &req.ifname, &req.container_id),
         false => Ok(()),
     };
     let link = veth::delete(&req.netns, &req.ifname);

@@ -45,19 +45,34 @@ fn ref_id(container_id: &str, ifname: &str) -> String {
     format!("{container_id}-{ifname}")
 }
 
+const IFACE_CHAIN_PREFIX: &str = "cni-br-iface-";
+const COMMENT_PREFIX: &str = "macspoofchk-";
+
 /// `cni-br-iface-<cid>-<ifname>`.
 pub fn iface_chain(container_id: &str, ifname: &str) -> String {
-    format!("cni-br-iface-{}", ref_id(container_id, ifname))
+    iface_chain_of(&ref_id(container_id, ifname))
 }
 
 /// `cni-br-iface-<cid>-<ifname>-mac`.
 pub fn mac_chain(container_id: &str, ifname: &str) -> String {
-    format!("{}-mac", iface_chain(container_id, ifname))
+    mac_chain_of(&iface_chain(container_id, ifname))
 }
 
 /// `macspoofchk-<cid>-<ifname>`.
 pub fn comment(container_id: &str, ifname: &str) -> String {
-    format!("macspoofchk-{}", ref_id(container_id, ifname))
+    comment_of(&ref_id(container_id, ifname))
+}
+
+fn iface_chain_of(ref_id: &str) -> String {
+    format!("{IFACE_CHAIN_PREFIX}{ref_id}")
+}
+
+fn mac_chain_of(iface_chain: &str) -> String {
+    format!("{iface_chain}-mac")
+}
+
+fn comment_of(ref_id: &str) -> String {
+    format!("{COMMENT_PREFIX}{ref_id}")
 }
 
 fn fail(what: &str, e: impl std::fmt::Display) -> CniError {
@@ -121,6 +136,11 @@ fn open() -> Result<Netlink, CniError> {
     Netlink::netfilter().map_err(|e| fail("open netfilter socket", e))
 }
 
+/// [`open`], or `None` when the kernel has no nf_tables (nothing to remove).
+fn open_if_supported() -> Result<Option<Netlink>, CniError> {
+    Netlink::netfilter_if_supported().map_err(|e| fail("open netfilter socket", e))
+}
+
 /// Does this PREROUTING rule belong to the attachment (its comment, or a
 /// jump to its chain)?
 fn is_ours(r: &Rule, comment: &[u8], iface: &str) -> bool {
@@ -176,11 +196,7 @@ pub fn setup_with(
         } else {
             let old = nf::list_rules(nl, NFPROTO_BRIDGE, TABLE, Some(BASE_CHAIN))
                 .map_err(|e| fail("list rules", e))?;
-            for r in old.iter().filter(|r| is_ours(r, c.as_bytes(), &iface)) {
-                if let Some(h) = r.handle {
-                    b.del_rule(NFPROTO_BRIDGE, TABLE, BASE_CHAIN, h);
-                }
-            }
+            b.del_rules(old.iter().filter(|r| is_ours(r, c.as_bytes(), &iface)));
         }
         for name in [&iface, &macc] {
             if has(name) {
@@ -208,36 +224,32 @@ pub fn setup_with(
 /// Remove the attachment's PREROUTING rule and both its chains, in one
 /// transaction. Needs neither the interfaces nor the MAC.
 pub fn teardown(container_id: &str, ifname: &str) -> Result<(), CniError> {
-    let nl = match Netlink::netfilter() {
-        Ok(nl) => nl,
-        Err(e) if e.is_unsupported() => return Ok(()),
-        Err(e) => return Err(fail("open netfilter socket", e)),
-    };
-    teardown_with(&nl, container_id, ifname)
+    match open_if_supported()? {
+        Some(nl) => teardown_with(&nl, container_id, ifname),
+        None => Ok(()),
+    }
 }
 
 pub fn teardown_with(nl: &Netlink, container_id: &str, ifname: &str) -> Result<(), CniError> {
-    let iface = iface_chain(container_id, ifname);
-    let c = comment(container_id, ifname);
+    let ref_id = ref_id(container_id, ifname);
     retry_delete(nl, "teardown", |chains, base_rules, b| {
-        queue_removal(b, chains, base_rules, &c, &iface);
+        queue_removal(b, chains, base_rules, &ref_id);
         Ok(())
     })
 }
 
-/// Queue the removal of one attachment: its PREROUTING rules, then its
+/// Queue the removal of attachment `ref_id`: its PREROUTING rules, then its
 /// iface chain (whose rule jumps to the mac chain), then the mac chain.
-fn queue_removal(b: &mut Batch, chains: &[Chain], base_rules: &[Rule], comment: &str, iface: &str) {
-    for r in base_rules
-        .iter()
-        .filter(|r| is_ours(r, comment.as_bytes(), iface))
-    {
-        if let Some(h) = r.handle {
-            b.del_rule(NFPROTO_BRIDGE, TABLE, BASE_CHAIN, h);
-        }
-    }
-    let macc = format!("{iface}-mac");
-    for name in [iface, macc.as_str()] {
+fn queue_removal(b: &mut Batch, chains: &[Chain], base_rules: &[Rule], ref_id: &str) {
+    let iface = iface_chain_of(ref_id);
+    let comment = comment_of(ref_id);
+    b.del_rules(
+        base_rules
+            .iter()
+            .filter(|r| is_ours(r, comment.as_bytes(), &iface)),
+    );
+    let macc = mac_chain_of(&iface);
+    for name in [iface.as_str(), macc.as_str()] {
         if chains.iter().any(|ch| ch.name == name) {
             b.del_chain(NFPROTO_BRIDGE, TABLE, name);
         }
@@ -287,7 +299,7 @@ pub struct Found {
 /// cni-br-iface-<ref>` with comment `macspoofchk-<ref>`.
 pub fn parse_jump(r: &Rule) -> Option<Found> {
     let comment = std::str::from_utf8(r.comment.as_deref()?).ok()?;
-    let ref_id = comment.strip_prefix("macspoofchk-")?;
+    let ref_id = comment.strip_prefix(COMMENT_PREFIX)?;
     let [Expr::Meta { key, .. }, Expr::Cmp {
         op: CmpOp::Eq,
         data,
@@ -296,7 +308,7 @@ pub fn parse_jump(r: &Rule) -> Option<Found> {
     else {
         return None;
     };
-    if *key != NFT_META_IIFNAME || to.strip_prefix("cni-br-iface-") != Some(ref_id) {
+    if *key != NFT_META_IIFNAME || to.strip_prefix(IFACE_CHAIN_PREFIX) != Some(ref_id) {
         return None;
     }
     let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
@@ -313,10 +325,8 @@ pub fn parse_jump(r: &Rule) -> Option<Found> {
 /// `valid`. Attachments on other bridges, and chains no PREROUTING rule
 /// jumps to (possibly a Go ADD between its two transactions), are left.
 pub fn gc(bridge_name: &str, valid: &[Attachment]) -> Result<(), CniError> {
-    let nl = match Netlink::netfilter() {
-        Ok(nl) => nl,
-        Err(e) if e.is_unsupported() => return Ok(()),
-        Err(e) => return Err(fail("open netfilter socket", e)),
+    let Some(nl) = open_if_supported()? else {
+        return Ok(());
     };
     let rt = Netlink::route().map_err(|e| fail("open rtnetlink socket", e))?;
     gc_with(&nl, &rt, bridge_name, valid)
@@ -353,9 +363,7 @@ pub fn gc_with(
                 }
             };
             if stale {
-                let iface = format!("cni-br-iface-{}", found.ref_id);
-                let c = format!("macspoofchk-{}", found.ref_id);
-                queue_removal(b, chains, base_rules, &c, &iface);
+                queue_removal(b, chains, base_rules, &found.ref_id);
                 done.push(found.ref_id);
             }
         }

@@ -235,12 +235,14 @@ pub fn split_args(line: &str) -> Vec<String> {
 /// family whose binary exists. Works without the addresses (the jumps are
 /// found in `-S` output), unlike Go's, which leaks them when `ips` is empty.
 /// Missing chains or rules are not errors.
-pub fn teardown(_ips: &[IpNet], network: &str, container_id: &str) -> Result<(), CniError> {
+/// `nl` is a netfilter socket to look at iptables-nft's chains with (`None`:
+/// the kernel has no nf_tables).
+pub fn teardown(nl: Option<&Netlink>, network: &str, container_id: &str) -> Result<(), CniError> {
     let chain = chain_name(network, container_id);
     let mut errs = Vec::new();
     for (name, family) in [("iptables", NFPROTO_IPV4), ("ip6tables", NFPROTO_IPV6)] {
         let Some(bin) = find(name) else { continue };
-        if nft_based(&bin) && !nft_chain_exists(family, &chain) {
+        if nft_based(&bin) && !nft_chain_exists(nl, family, &chain) {
             // iptables-nft keeps its rules in nf_tables: the chain (which
             // every jump to it needs) is visible over netlink, so an absent
             // chain spares us running the binary.
@@ -266,12 +268,13 @@ fn nft_based(bin: &PathBuf) -> bool {
         .unwrap_or(false)
 }
 
-/// Does table `ip|ip6 nat` hold `chain`? On any error: assume it might.
-fn nft_chain_exists(family: u8, chain: &str) -> bool {
-    let Ok(nl) = Netlink::netfilter() else {
+/// Does table `ip|ip6 nat` hold `chain`? Without nf_tables or on any error:
+/// assume it might.
+fn nft_chain_exists(nl: Option<&Netlink>, family: u8, chain: &str) -> bool {
+    let Some(nl) = nl else {
         return true;
     };
-    match nf::list_chains(&nl, family, "nat") {
+    match nf::list_chains(nl, family, "nat") {
         Ok(chains) => chains.iter().any(|c| c.name == chain),
         Err(_) => true,
     }
@@ -418,10 +421,10 @@ mod kernel_tests {
         );
 
         // DEL without addresses (netns gone) still removes everything.
-        run_in(&|| teardown(&[], "fixture", "fixture0001"));
+        run_in(&|| teardown(Netlink::netfilter().ok().as_ref(), "fixture", "fixture0001"));
         let v4 = ns.ok(&["iptables", "-t", "nat", "-S"]);
         let v6 = ns.ok(&["ip6tables", "-t", "nat", "-S"]);
         assert!(!v4.contains(&chain) && !v6.contains(&chain), "{v4}{v6}");
-        run_in(&|| teardown(&[], "fixture", "fixture0001"));
+        run_in(&|| teardown(Netlink::netfilter().ok().as_ref(), "fixture", "fixture0001"));
     }
 }

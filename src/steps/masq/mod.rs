@@ -17,6 +17,7 @@ pub mod nft;
 use crate::cni::types::Attachment;
 use crate::cni::CniError;
 use crate::netlink::Netlink;
+use crate::steps::undo::Undo;
 use ipnet::IpNet;
 use sha2::{Digest, Sha512};
 
@@ -76,31 +77,39 @@ pub fn setup(
     }
 }
 
-/// Remove the attachment's masquerade rules in every backend, found by name
-/// and comment, never by looking at the interface (which may be gone).
-/// `ips` may be empty. Tables and chains shared by attachments stay.
-pub fn teardown(
+/// [`setup`], with its [`teardown`] queued on `undo` first: a failed ADD
+/// removes whatever part of the rules went in.
+pub fn setup_undoable<'a>(
+    undo: &mut Undo<'a>,
+    backend: Option<&str>,
     ips: &[IpNet],
     network: &str,
     ifname: &str,
     container_id: &str,
 ) -> Result<(), CniError> {
-    match netfilter_socket() {
-        Ok(nl) => teardown_on(nl.as_ref(), ips, network, ifname, container_id),
-        Err(e) => Err(e),
-    }
+    let (net, ifn, id) = (
+        network.to_string(),
+        ifname.to_string(),
+        container_id.to_string(),
+    );
+    undo.push(move || {
+        let _ = teardown(&net, &ifn, &id);
+    });
+    setup(backend, ips, network, ifname, container_id)
+}
+
+/// Remove the attachment's masquerade rules in every backend, found by name
+/// and comment, never by looking at the interface (which may be gone).
+/// Tables and chains shared by attachments stay.
+pub fn teardown(network: &str, ifname: &str, container_id: &str) -> Result<(), CniError> {
+    teardown_on(netfilter_socket()?.as_ref(), network, ifname, container_id)
 }
 
 /// A netfilter socket, or `None` when the kernel has no nf_tables (nothing
 /// of ours can exist then).
 pub fn netfilter_socket() -> Result<Option<Netlink>, CniError> {
-    match Netlink::netfilter() {
-        Ok(nl) => Ok(Some(nl)),
-        Err(e) if e.is_unsupported() => Ok(None),
-        Err(e) => Err(CniError::internal(format!(
-            "ipMasq (nftables): open netfilter socket: {e}"
-        ))),
-    }
+    Netlink::netfilter_if_supported()
+        .map_err(|e| CniError::internal(format!("ipMasq (nftables): open netfilter socket: {e}")))
 }
 
 /// [`teardown`] on a netfilter socket the caller owns. Closing such a
@@ -109,14 +118,13 @@ pub fn netfilter_socket() -> Result<Option<Netlink>, CniError> {
 /// the socket open while it deletes the veth, which waits for one anyway.
 pub fn teardown_on(
     nl: Option<&Netlink>,
-    ips: &[IpNet],
     network: &str,
     ifname: &str,
     container_id: &str,
 ) -> Result<(), CniError> {
-    // The iptables check opens sockets of its own: run it before any rule
-    // is deleted, so closing them does not wait for the kernel's cleanup.
-    let ipt = iptables::teardown(ips, network, container_id);
+    // iptables first: when its chain exists the binary runs, with sockets
+    // of its own, which must not close after our rule deletions (see above).
+    let ipt = iptables::teardown(nl, network, container_id);
     let nft = match nl {
         Some(nl) => nft::teardown_with(nl, network, ifname, container_id),
         None => Ok(()),

@@ -185,21 +185,21 @@ impl State {
     fn chain(&self, name: &str) -> Option<&Chain> {
         self.chains.iter().find(|c| c.name == name)
     }
+}
 
-    fn rules_of<'a>(&'a self, chain: &'a str) -> impl Iterator<Item = &'a Rule> + 'a {
-        self.rules.iter().filter(move |r| r.chain == chain)
-    }
+/// Are `postrouting`'s rules (among `rules`) exactly the 3 base rules?
+fn postrouting_ok(rules: &[Rule]) -> bool {
+    let got: Vec<&Rule> = rules.iter().filter(|r| r.chain == POSTROUTING).collect();
+    let want = base_rules();
+    got.len() == want.len() && got.iter().zip(&want).all(|(g, w)| g.same_as(w))
+}
 
-    fn masq_rules_with_prefix<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = &'a Rule> {
-        self.rules_of(MASQ_CHAIN)
-            .filter(move |r| r.comment.as_deref().is_some_and(|c| c.starts_with(prefix)))
-    }
-
-    fn postrouting_ok(&self) -> bool {
-        let got: Vec<&Rule> = self.rules_of(POSTROUTING).collect();
-        let want = base_rules();
-        got.len() == want.len() && got.iter().zip(&want).all(|(g, w)| g.same_as(w))
-    }
+/// The `masq_checks` rules (among `rules`) whose comment starts with
+/// `prefix`.
+fn with_prefix<'a>(rules: &'a [Rule], prefix: &'a [u8]) -> impl Iterator<Item = &'a Rule> {
+    rules.iter().filter(move |r| {
+        r.chain == MASQ_CHAIN && r.comment.as_deref().is_some_and(|c| c.starts_with(prefix))
+    })
 }
 
 fn fail(what: &str, e: impl std::fmt::Display) -> CniError {
@@ -254,17 +254,9 @@ pub fn setup_with(
     // and appends ours. The full path below also checks the chains and
     // pins the generation while it creates what is missing.
     if let Ok(rules) = nf::list_rules(nl, NFPROTO_INET, TABLE, None) {
-        let post: Vec<&Rule> = rules.iter().filter(|r| r.chain == POSTROUTING).collect();
-        let want = base_rules();
-        if post.len() == want.len() && post.iter().zip(&want).all(|(g, w)| g.same_as(w)) {
+        if postrouting_ok(&rules) {
             let mut b = Batch::new(None);
-            let stale = rules.iter().filter(|r| {
-                r.chain == MASQ_CHAIN
-                    && r.comment.as_deref().is_some_and(|c| c.starts_with(&prefix))
-            });
-            for h in stale.filter_map(|r| r.handle) {
-                b.del_rule(NFPROTO_INET, TABLE, MASQ_CHAIN, h);
-            }
+            b.del_rules(with_prefix(&rules, &prefix));
             for r in &wanted {
                 b.add_rule(r);
             }
@@ -281,11 +273,11 @@ pub fn setup_with(
     for attempt in 0..ATTEMPTS {
         backoff(attempt);
         let st = State::read(nl).map_err(|e| fail("read ruleset", e))?;
+        let post_ok = postrouting_ok(&st.rules);
+        let post_chain = st.chain(POSTROUTING);
         let base_ok = st.chain(MASQ_CHAIN).is_some_and(|c| c.hook.is_none())
-            && st
-                .chain(POSTROUTING)
-                .is_some_and(|c| c.hook == Some(postrouting_hook()))
-            && st.postrouting_ok();
+            && post_chain.is_some_and(|c| c.hook == Some(postrouting_hook()))
+            && post_ok;
 
         let mut batch = if base_ok {
             // Everything shared is in place: only our rules change. No
@@ -299,9 +291,10 @@ pub fn setup_with(
             if st.chain(MASQ_CHAIN).is_none() {
                 b.add_chain(&masq_chain());
             }
-            match st.chain(POSTROUTING) {
+            let add_base_rules = match post_chain {
                 None => {
                     b.add_chain(&postrouting_chain());
+                    true
                 }
                 Some(c) if c.hook != Some(postrouting_hook()) => {
                     return Err(fail(
@@ -309,23 +302,20 @@ pub fn setup_with(
                         "chain postrouting exists with another type, hook or priority",
                     ));
                 }
-                Some(_) if !st.postrouting_ok() => {
+                Some(_) if !post_ok => {
                     b.flush_chain(NFPROTO_INET, TABLE, POSTROUTING);
+                    true
                 }
-                Some(_) => {}
-            }
-            if st.chain(POSTROUTING).is_none() || !st.postrouting_ok() {
+                Some(_) => false,
+            };
+            if add_base_rules {
                 for r in base_rules() {
                     b.add_rule(&r);
                 }
             }
             b
         };
-        for r in st.masq_rules_with_prefix(&prefix) {
-            if let Some(h) = r.handle {
-                batch.del_rule(NFPROTO_INET, TABLE, MASQ_CHAIN, h);
-            }
-        }
+        batch.del_rules(with_prefix(&st.rules, &prefix));
         for r in &wanted {
             batch.add_rule(r);
         }
@@ -354,11 +344,7 @@ fn delete_where(nl: &Netlink, what: &str, select: impl Fn(&Rule) -> bool) -> Res
             Err(e) => return Err(fail(what, e)),
         };
         let mut b = Batch::new(None);
-        for r in rules.iter().filter(|r| select(r)) {
-            if let Some(h) = r.handle {
-                b.del_rule(NFPROTO_INET, TABLE, MASQ_CHAIN, h);
-            }
-        }
+        b.del_rules(rules.iter().filter(|r| select(r)));
         match b.commit(nl, what) {
             Ok(()) => return Ok(()),
             Err(e) if e.errno == Errno::ENOENT => last = Some(e),
@@ -370,15 +356,6 @@ fn delete_where(nl: &Netlink, what: &str, select: impl Fn(&Rule) -> bool) -> Res
 
 /// Remove the attachment's rules (comment starts with its instance hash);
 /// the table and both chains stay.
-pub fn teardown(network: &str, ifname: &str, container_id: &str) -> Result<(), CniError> {
-    let nl = match Netlink::netfilter() {
-        Ok(nl) => nl,
-        Err(e) if e.is_unsupported() => return Ok(()),
-        Err(e) => return Err(fail("open netfilter socket", e)),
-    };
-    teardown_with(&nl, network, ifname, container_id)
-}
-
 pub fn teardown_with(
     nl: &Netlink,
     network: &str,
@@ -394,12 +371,10 @@ pub fn teardown_with(
 /// Remove the network's rules (comment starts with its hash) whose comment
 /// is not the one a valid attachment would have.
 pub fn gc(network: &str, valid: &[Attachment]) -> Result<(), CniError> {
-    let nl = match Netlink::netfilter() {
-        Ok(nl) => nl,
-        Err(e) if e.is_unsupported() => return Ok(()),
-        Err(e) => return Err(fail("open netfilter socket", e)),
-    };
-    gc_with(&nl, network, valid)
+    match super::netfilter_socket()? {
+        Some(nl) => gc_with(&nl, network, valid),
+        None => Ok(()),
+    }
 }
 
 pub fn gc_with(nl: &Netlink, network: &str, valid: &[Attachment]) -> Result<(), CniError> {

@@ -29,13 +29,6 @@ fn plant_go(ns: &TestNs) {
     }
 }
 
-fn in_ns<T: Send>(ns: &TestNs, f: impl FnOnce(&Netlink) -> T + Send) -> T {
-    NetNs::open(&ns.path())
-        .unwrap()
-        .run(|| f(&Netlink::netfilter().unwrap()))
-        .unwrap()
-}
-
 fn chain_names(nl: &Netlink) -> Vec<String> {
     nf::list_chains(nl, NFPROTO_BRIDGE, TABLE)
         .unwrap()
@@ -82,7 +75,7 @@ fn kernel_setup_lists_like_go_and_replaces_on_readd() {
     }
     let go = TestNs::new("spoofgo").unwrap();
     plant_go(&go);
-    in_ns(&ours, |nl| {
+    ours.with_netfilter(|nl| {
         setup_with(nl, "veth1234abcd", MAC, "cid0001", "eth0").unwrap();
         // A repeated ADD replaces instead of duplicating (Go duplicates the
         // PREROUTING jump).
@@ -90,7 +83,7 @@ fn kernel_setup_lists_like_go_and_replaces_on_readd() {
     });
     let list = |ns: &TestNs| ns.ok(&["nft", "list", "table", "bridge", "nat"]);
     assert_eq!(list(&ours), list(&go));
-    in_ns(&ours, |nl| {
+    ours.with_netfilter(|nl| {
         let got = nf::list_rules(nl, NFPROTO_BRIDGE, TABLE, None).unwrap();
         let want = rules("veth1234abcd", MAC, "cid0001", "eth0");
         assert_eq!(got.len(), 4);
@@ -110,7 +103,7 @@ fn kernel_teardown_removes_go_state_keeps_base_chain() {
         return;
     }
     plant_go(&ns);
-    in_ns(&ns, |nl| {
+    ns.with_netfilter(|nl| {
         setup_with(nl, "vethother", MAC, "other", "eth0").unwrap();
         teardown_with(nl, "cid0001", "eth0").unwrap();
         assert_eq!(
@@ -135,7 +128,7 @@ fn kernel_teardown_removes_go_state_keeps_base_chain() {
     let Some(empty) = TestNs::new("spoofnone") else {
         return;
     };
-    in_ns(&empty, |nl| teardown_with(nl, "x", "eth0").unwrap());
+    empty.with_netfilter(|nl| teardown_with(nl, "x", "eth0").unwrap());
 }
 
 #[test]
@@ -219,7 +212,7 @@ fn kernel_spoofed_source_mac_is_dropped() {
     ] {
         c.ok(&cmd.split(' ').collect::<Vec<_>>());
     }
-    in_ns(&h, |nl| setup_with(nl, "h0", MAC, "ctr", "eth0").unwrap());
+    h.with_netfilter(|nl| setup_with(nl, "h0", MAC, "ctr", "eth0").unwrap());
 
     // A UDP datagram from the container to the bridge address.
     let probe = || -> bool {
@@ -245,6 +238,6 @@ fn kernel_spoofed_source_mac_is_dropped() {
     c.ok(&["ip", "neigh", "flush", "dev", "c0"]);
     h.ok(&["ip", "neigh", "flush", "dev", "br0"]);
     assert!(!probe(), "a spoofed source MAC is dropped");
-    in_ns(&h, |nl| teardown_with(nl, "ctr", "eth0").unwrap());
+    h.with_netfilter(|nl| teardown_with(nl, "ctr", "eth0").unwrap());
     assert!(probe(), "after teardown nothing is filtered");
 }

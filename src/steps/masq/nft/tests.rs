@@ -24,16 +24,6 @@ fn ip(s: &str) -> IpNet {
     s.parse().unwrap()
 }
 
-fn in_ns<T: Send>(ns: &TestNs, f: impl FnOnce(&Netlink) -> T + Send) -> T {
-    NetNs::open(&ns.path())
-        .unwrap()
-        .run(|| {
-            let nl = Netlink::netfilter().unwrap();
-            f(&nl)
-        })
-        .unwrap()
-}
-
 fn masq_rules(nl: &Netlink) -> Vec<Rule> {
     nf::list_rules(nl, NFPROTO_INET, TABLE, Some(MASQ_CHAIN)).unwrap()
 }
@@ -81,7 +71,7 @@ fn kernel_setup_lists_like_the_go_fixture() {
     let Some(ns) = TestNs::new("masqadd") else {
         return;
     };
-    in_ns(&ns, |nl| {
+    ns.with_netfilter(|nl| {
         setup_with(nl, &[ip("10.99.0.2/24")], "fixture", "eth0", "fixture0001").unwrap();
         assert_base_intact(nl);
     });
@@ -135,7 +125,7 @@ fn kernel_teardown_removes_the_go_rule_and_keeps_table_and_chains() {
     let Some(ns) = plant_fixture() else {
         return;
     };
-    in_ns(&ns, |nl| {
+    ns.with_netfilter(|nl| {
         assert_eq!(masq_rules(nl).len(), 1);
         // Another attachment's rule must survive.
         setup_with(nl, &[ip("10.99.0.3/24")], "fixture", "eth0", "other").unwrap();
@@ -154,7 +144,7 @@ fn kernel_gc_removes_only_invalid_attachments_of_the_network() {
     let Some(ns) = plant_fixture() else {
         return;
     };
-    in_ns(&ns, |nl| {
+    ns.with_netfilter(|nl| {
         setup_with(nl, &[ip("10.98.0.2/24")], "othernet", "eth0", "fixture0001").unwrap();
         let valid = [Attachment {
             container_id: "fixture0001".into(),
@@ -178,7 +168,7 @@ fn kernel_setup_is_idempotent_dual_stack_and_repairs_postrouting() {
     let Some(ns) = TestNs::new("masqidem") else {
         return;
     };
-    in_ns(&ns, |nl| {
+    ns.with_netfilter(|nl| {
         let ips = [ip("10.99.0.2/24"), ip("fd99::2/64")];
         setup_with(nl, &ips, "net", "eth0", "c1").unwrap();
         setup_with(nl, &ips, "net", "eth0", "c1").unwrap();
@@ -371,14 +361,12 @@ fn kernel_real_masquerade_seen_by_the_receiver() {
         "outside has no route back to the container subnet"
     );
 
-    in_ns(&h, |nl| {
-        setup_with(nl, &[ip("10.99.0.2/24")], "mq", "eth0", "ctr").unwrap()
-    });
+    h.with_netfilter(|nl| setup_with(nl, &[ip("10.99.0.2/24")], "mq", "eth0", "ctr").unwrap());
     let (src, answered) = probe(&c, &o);
     assert_eq!(src, host_side, "masqueraded to the host-side address");
     assert!(answered, "the reply is de-NATed back to the container");
 
-    in_ns(&h, |nl| {
+    h.with_netfilter(|nl| {
         teardown_with(nl, "mq", "eth0", "ctr").unwrap();
         assert!(masq_rules(nl).is_empty());
         assert_base_intact(nl);
@@ -404,7 +392,7 @@ fn bench_masq_setup_teardown_vs_nft() {
         v.sort();
         v[v.len() / 2]
     };
-    let (first, add, del) = in_ns(&ns, |nl| {
+    let (first, add, del) = ns.with_netfilter(|nl| {
         let t = Instant::now();
         setup_with(nl, &[ip("10.99.0.2/24")], "bench", "eth0", "first").unwrap();
         let first = t.elapsed().as_micros();
@@ -421,12 +409,18 @@ fn bench_masq_setup_teardown_vs_nft() {
         (first, median(add), median(del))
     });
     // Including a fresh socket, as a plugin process pays it.
-    let with_socket = in_ns(&ns, |_| {
+    let with_socket = ns.with_netfilter(|_| {
         let mut v = Vec::new();
         for i in 0..N {
             let t = Instant::now();
             setup(&[ip("10.99.0.4/24")], "bench", "eth0", &format!("s{i}")).unwrap();
-            teardown("bench", "eth0", &format!("s{i}")).unwrap();
+            teardown_with(
+                &Netlink::netfilter().unwrap(),
+                "bench",
+                "eth0",
+                &format!("s{i}"),
+            )
+            .unwrap();
             v.push(t.elapsed().as_micros());
         }
         median(v)
@@ -479,7 +473,7 @@ fn bench_fresh_socket_parts() {
     let Some(ns) = TestNs::new("partbench") else {
         return;
     };
-    in_ns(&ns, |nl0| {
+    ns.with_netfilter(|nl0| {
         setup_with(nl0, &[ip("10.99.0.2/24")], "b", "eth0", "first").unwrap();
         let (mut add, mut del, mut del_wait) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..30 {
@@ -521,7 +515,7 @@ fn kernel_gc_of_thousands_of_rules_goes_through_in_several_transactions() {
     let Some(ns) = TestNs::new("masqbig") else {
         return;
     };
-    in_ns(&ns, |nl| {
+    ns.with_netfilter(|nl| {
         // More than one datagram can carry (the send buffer is ~208 KiB):
         // a node leaving thousands of leaked Go rules behind must still GC.
         const N: usize = 4000;
