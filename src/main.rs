@@ -8,14 +8,10 @@
 //! 4. `cni` (protocol) and `netlink` (kernel), which never import each other.
 
 mod applets;
-// The library layers expose more than the plugins landed so far use.
-#[allow(dead_code)]
 mod cni;
 mod ipam;
-#[allow(dead_code)]
 mod netlink;
 mod plugins;
-#[allow(dead_code)]
 mod steps;
 mod tool;
 

@@ -36,12 +36,10 @@ fn request<'a>(
 ) -> Request<'a> {
     let version = cni::version::config_version(&config).unwrap_or_else(|_| "0.1.0".into());
     Request {
-        command: Command::Add,
         container_id: "fuzz-ctr".into(),
         netns: "/nonexistent/netns".into(),
         ifname: "eth0".into(),
         args: args.into(),
-        path: "/nonexistent".into(),
         stdin: stdin.to_vec(),
         config,
         version,
@@ -77,7 +75,7 @@ fn config_parsers(data: &[u8], config: GoValue, args: &str) {
     if let Some(GoValue::String(n)) = config.get("name") {
         let _ = cni::env::validate_network_name(n);
     }
-    let env = Env::new();
+    let env = Env::default();
     let invoker = Invoker::exec_only();
     let req = request(data, config, args, &env, &invoker);
     let _ = req.net_conf().map(|c| c.ipam_type().map(str::len));
@@ -123,7 +121,6 @@ pub fn run_cni_args(data: &[u8]) {
         return;
     };
     let _ = cni::args::CniArgs::parse(s, &["IP", "GATEWAY", "MAC"]).map(|a| a.get("IP").map(str::len));
-    let _ = cni::args::split_pairs(s);
     tool::fuzz_args(s);
     const CONF: &[u8] = br#"{"cniVersion":"1.1.0","name":"n","type":"bridge",
         "ipam":{"type":"host-local","ranges":[[{"subnet":"10.1.0.0/16"}],[{"subnet":"fd00::/64"}]],

@@ -61,23 +61,6 @@ impl CniArgs {
     }
 }
 
-/// Split `CNI_ARGS` into all its pairs without judging keys (for runtimes
-/// and tools that pass them through). Malformed pairs are an error.
-pub fn split_pairs(raw: &str) -> Result<Vec<(String, String)>, CniError> {
-    if raw.is_empty() {
-        return Ok(Vec::new());
-    }
-    raw.split(';')
-        .map(|pair| {
-            let kv: Vec<&str> = pair.split('=').collect();
-            if kv.len() != 2 {
-                return Err(CniError::env(format!("ARGS: invalid pair {pair:?}")));
-            }
-            Ok((kv[0].to_string(), kv[1].to_string()))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,14 +90,5 @@ mod tests {
         assert!(CniArgs::parse("IgnoreUnknown=yes", &[]).is_err());
         let a = CniArgs::parse("ip=1.2.3.4;IgnoreUnknown=1", &["IP"]).unwrap();
         assert_eq!(a.get("IP"), None, "keys are case-sensitive");
-    }
-
-    #[test]
-    fn split_pairs_keeps_everything() {
-        assert_eq!(
-            split_pairs("A=1;B=2").unwrap(),
-            vec![("A".into(), "1".into()), ("B".into(), "2".into())]
-        );
-        assert!(split_pairs("A").is_err());
     }
 }

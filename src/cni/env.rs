@@ -19,10 +19,6 @@ impl Env {
         }
     }
 
-    pub fn new() -> Self {
-        Env::default()
-    }
-
     /// A variable as UTF-8; unset and empty are the same (as Go's Getenv),
     /// and a value that is not UTF-8 is an invalid env var (code 4).
     pub fn get(&self, name: &str) -> Result<&str, CniError> {
@@ -41,10 +37,6 @@ impl Env {
 
     pub fn set(&mut self, name: &str, value: &str) {
         self.vars.insert(name.into(), value.into());
-    }
-
-    pub fn remove(&mut self, name: &str) {
-        self.vars.remove(OsStr::new(name));
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&OsString, &OsString)> {

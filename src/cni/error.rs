@@ -16,8 +16,10 @@ pub mod code {
     pub const DECODING_FAILURE: u32 = 6;
     pub const INVALID_CONFIG: u32 = 7;
     pub const INVALID_NETNS: u32 = 8;
+    #[allow(dead_code)] // the spec's table, whole
     pub const TRY_AGAIN_LATER: u32 = 11;
     pub const NOT_AVAILABLE: u32 = 50;
+    #[allow(dead_code)]
     pub const NOT_AVAILABLE_DEGRADED: u32 = 51;
     pub const INTERNAL: u32 = 999;
 }
@@ -29,8 +31,6 @@ pub struct CniError {
     pub msg: String,
     pub details: String,
 }
-
-pub type CniResult<T> = Result<T, CniError>;
 
 impl CniError {
     pub fn new(code: u32, msg: impl Into<String>) -> Self {

@@ -38,6 +38,7 @@ impl Invoker {
     }
 
     /// Always exec (tests use it to compare both paths).
+    #[cfg(test)]
     pub fn exec_only() -> Self {
         Invoker { in_process: None }
     }

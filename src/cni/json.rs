@@ -52,10 +52,6 @@ impl DecodeError {
         }
         out
     }
-
-    pub fn message(&self) -> &str {
-        &self.msg
-    }
 }
 
 impl fmt::Display for DecodeError {
@@ -147,13 +143,6 @@ impl GoValue {
         matches!(self, GoValue::Null)
     }
 
-    /// Remove every key that matches `key` like a Go struct field.
-    pub fn remove(&mut self, key: &str) {
-        if let GoValue::Object(entries) = self {
-            entries.retain(|(k, _)| !(k == key || fold_eq(k, key)));
-        }
-    }
-
     /// Set a key, replacing any entries that match it like a Go struct field.
     pub fn set(&mut self, key: &str, value: GoValue) {
         if let GoValue::Object(entries) = self {
@@ -178,23 +167,6 @@ impl GoValue {
                 }
                 serde_json::Value::Object(m)
             }
-        }
-    }
-
-    pub fn from_json(v: &serde_json::Value) -> GoValue {
-        match v {
-            serde_json::Value::Null => GoValue::Null,
-            serde_json::Value::Bool(b) => GoValue::Bool(*b),
-            serde_json::Value::Number(n) => GoValue::Number(n.clone()),
-            serde_json::Value::String(s) => GoValue::String(s.clone()),
-            serde_json::Value::Array(a) => {
-                GoValue::Array(a.iter().map(GoValue::from_json).collect())
-            }
-            serde_json::Value::Object(o) => GoValue::Object(
-                o.iter()
-                    .map(|(k, v)| (k.clone(), GoValue::from_json(v)))
-                    .collect(),
-            ),
         }
     }
 }

@@ -29,12 +29,10 @@ pub struct Plugin {
 /// Everything a plugin command gets: the validated environment, the raw
 /// config bytes and their parse, and a way to delegate to other plugins.
 pub struct Request<'a> {
-    pub command: Command,
     pub container_id: String,
     pub netns: String,
     pub ifname: String,
     pub args: String,
-    pub path: String,
     /// The config exactly as received (delegates get these bytes).
     pub stdin: Vec<u8>,
     pub config: GoValue,
@@ -222,13 +220,14 @@ fn dispatch(
         ));
     }
 
+    // Not kept (the invoker has its own copy), but a non-UTF-8 value is
+    // still an invalid env var (code 4).
+    env.get("CNI_PATH")?;
     let req = Request {
-        command,
         container_id,
         netns,
         ifname,
         args: env.get("CNI_ARGS")?.to_string(),
-        path: env.get("CNI_PATH")?.to_string(),
         stdin,
         config,
         version: conf_version.clone(),
@@ -257,17 +256,15 @@ fn dispatch(
 /// delegation.
 #[cfg(test)]
 pub fn with_test_request<T>(conf: &str, args: &str, f: impl FnOnce(&Request) -> T) -> T {
-    let env = Env::new();
+    let env = Env::default();
     let invoker = Invoker::exec_only();
     let config = json::parse(conf.as_bytes()).unwrap_or(GoValue::Null);
     let version = version::config_version(&config).unwrap_or_default();
     let req = Request {
-        command: Command::Add,
         container_id: "c".into(),
         netns: String::new(),
         ifname: "eth0".into(),
         args: args.into(),
-        path: String::new(),
         stdin: conf.as_bytes().to_vec(),
         config,
         version,

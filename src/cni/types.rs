@@ -36,16 +36,6 @@ pub mod serde_ip {
         parse_cidr(&s).ok_or_else(|| D::Error::custom(format!("invalid CIDR address: {s}")))
     }
 
-    /// An optional CIDR (absent or null is `None`).
-    pub fn opt_cidr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IpNet>, D::Error> {
-        match Option::<String>::deserialize(d)? {
-            None => Ok(None),
-            Some(s) => parse_cidr(&s)
-                .map(Some)
-                .ok_or_else(|| D::Error::custom(format!("invalid CIDR address: {s}"))),
-        }
-    }
-
     /// `net.IP`: an IP string; "" is nil, as Go's `UnmarshalText`.
     pub fn opt_ip<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IpAddr>, D::Error> {
         let s = Option::<String>::deserialize(d)?.unwrap_or_default();

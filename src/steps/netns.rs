@@ -101,10 +101,6 @@ impl NetNs {
         Self::open("/proc/thread-self/ns/net")
     }
 
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
     pub fn fd(&self) -> RawFd {
         self.file.as_raw_fd()
     }
