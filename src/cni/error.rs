@@ -33,6 +33,23 @@ pub struct CniError {
 }
 
 impl CniError {
+    /// Several independent failures as one result: none is success, one is
+    /// itself, more become one internal error listing them all (DEL and GC
+    /// carry on past a failure and report everything).
+    pub fn combine(mut errors: Vec<CniError>) -> Result<(), CniError> {
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(CniError::internal(
+                errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )),
+        }
+    }
+
     pub fn new(code: u32, msg: impl Into<String>) -> Self {
         CniError {
             code,

@@ -79,6 +79,7 @@ pub const IFA_FLAGS: u16 = 8;
 pub const IFA_F_NODAD: u32 = 0x02;
 pub const IFA_F_DADFAILED: u32 = 0x08;
 pub const IFA_F_TENTATIVE: u32 = 0x40;
+#[cfg(test)]
 pub const IFA_F_NOPREFIXROUTE: u32 = 0x200;
 
 // linux/rtnetlink.h: routes

@@ -4,7 +4,7 @@
 
 use crate::cni::args::CniArgs;
 use crate::cni::result::{CniResult, Interface, Route as ResultRoute};
-use crate::cni::types::valid_attachments;
+use crate::cni::types::{valid_attachments, NetConf};
 use crate::cni::{version, CniError, Plugin, Request};
 use crate::netlink::Netlink;
 use crate::steps::bridge::{self as br, VlanPlan};
@@ -87,6 +87,8 @@ struct VlanTrunk {
 
 /// The config after validation: everything ADD needs, nothing changed yet.
 struct Settings {
+    /// The keys every plugin has (name, dns, prevResult, ...).
+    common: NetConf,
     conf: BridgeConf,
     name: String,
     vlans: VlanPlan,
@@ -199,6 +201,7 @@ fn settings(req: &Request) -> Result<Settings, CniError> {
         preserve_default: conf.preserve_default_vlan,
     };
     Ok(Settings {
+        common,
         conf,
         name,
         vlans,
@@ -217,7 +220,6 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
     if !s.ipam.is_empty() {
         masq::validate_backend(s.conf.ip_masq_backend.as_deref())?;
     }
-    let common = req.net_conf()?;
     // macspoofchk names chains after the attachment: a name the kernel
     // would refuse fails here, before any change (ADD only: DEL of such an
     // attachment has nothing to remove and must succeed).
@@ -233,12 +235,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
     let ns = NetNs::open(&req.netns)?;
     let cont_nl = ns.netlink()?;
     let host_nl = Netlink::route()?;
-    if cont_nl.link_by_name(&req.ifname)?.is_some() {
-        return Err(CniError::internal(format!(
-            "container veth name provided ({}) already exists",
-            req.ifname
-        )));
-    }
+    veth::ensure_absent(&cont_nl, &req.ifname)?;
     // IPAM before the first change to the node (the reference runs it after
     // making the bridge and the veth): a bad IPAM config then changes
     // nothing, and the addresses are released again if a later step fails.
@@ -350,7 +347,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
         result.interfaces[0].mac = b.mac_string();
     }
     fault::point("bridge:before-result")?;
-    if let Some(dns) = common.dns_override() {
+    if let Some(dns) = s.common.dns_override() {
         result.dns = dns;
     }
     undo.commit();
@@ -408,8 +405,6 @@ fn configure_l3<'a>(
     // reference, so addresses carry no nodad flag and `ip addr` reads the same.
     let opts = ConfigureOptions {
         nodad: false,
-        noprefixroute: false,
-        keep_down: false,
         sysctls,
     };
     iface::configure(ns, cont_nl, container, result, &opts, &[], Batch::new())?;
@@ -522,19 +517,11 @@ fn vlan_gateway_iface(
     ) {
         Ok(p) => p,
         // A concurrent ADD made it first.
-        Err(_) if nl.link_by_name(&name)?.is_some() => {
-            return nl
-                .link_by_name(&name)?
-                .ok_or_else(|| CniError::internal("vanished"))
-        }
-        Err(e) => return Err(e),
+        Err(e) => return nl.link_by_name(&name)?.ok_or(e),
     };
-    let plan = VlanPlan {
-        access: s.conf.vlan as u16,
-        trunk: vec![],
-        preserve_default: s.conf.preserve_default_vlan,
-    };
-    br::enslave(nl, &pair.host, bridge, false, false, &plan)?;
+    // Only reached with `vlan` set, which excludes `vlanTrunk`: the port's
+    // plan is the access VLAN alone, as for the container's port.
+    br::enslave(nl, &pair.host, bridge, false, false, &s.vlans)?;
     nl.link_set_up(pair.container.index, true)?;
     Ok(pair.container)
 }
@@ -569,40 +556,25 @@ fn del(req: &Request) -> Result<(), CniError> {
         // or the next pod on this bridge could get the same IP. The
         // runtime's retry of DEL releases it.
         errors.insert(0, e);
-        return first_error(errors);
+        return CniError::combine(errors);
     }
     // IPAM after the link, as the reference.
     if !s.ipam.is_empty() {
         errors.extend(ipam::del(req, &s.ipam).err());
     }
     fault::point("bridge:del-after-ipam")?;
-    first_error(errors)
-}
-
-fn first_error(mut errors: Vec<CniError>) -> Result<(), CniError> {
-    match errors.len() {
-        0 => Ok(()),
-        1 => Err(errors.remove(0)),
-        _ => Err(CniError::internal(
-            errors
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("; "),
-        )),
-    }
+    CniError::combine(errors)
 }
 
 fn check(req: &Request) -> Result<(), CniError> {
     let s = settings(req)?;
-    let common = req.net_conf()?;
     let ns = NetNs::open(&req.netns)?;
     // An L2 bridge has no IPAM to check (the reference fails it with "no
     // plugin name provided").
     if !s.ipam.is_empty() {
         ipam::check(req, &s.ipam)?;
     }
-    let prev = check::prev_result(req, &common, "bridge")?;
+    let prev = check::prev_result(req, &s.common, "bridge")?;
     let host_nl = Netlink::route()?;
 
     let br_if = prev
@@ -646,13 +618,7 @@ fn check(req: &Request) -> Result<(), CniError> {
             s.name
         )));
     }
-    let ips: Vec<_> = prev
-        .ips
-        .iter()
-        .filter(|ip| ip.interface.map(|i| i as usize) == Some(idx))
-        .collect();
-    check::addresses(&cont_nl, &cont, &ips)?;
-    check::routes(&cont_nl, &prev.routes)
+    check::addresses_and_routes(&cont_nl, &cont, &prev, idx)
 }
 
 fn status(req: &Request) -> Result<(), CniError> {
@@ -683,7 +649,7 @@ fn gc(req: &Request) -> Result<(), CniError> {
             }
         }
     }
-    first_error(errors)
+    CniError::combine(errors)
 }
 
 /// Fuzzing only (`cargo fuzz`): the whole config validation of ADD.

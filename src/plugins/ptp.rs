@@ -17,7 +17,6 @@ use crate::steps::veth::{self, VethOptions};
 use crate::steps::{check, fault, ipam, masq, sysctl};
 use ipnet::IpNet;
 use serde::Deserialize;
-use std::net::IpAddr;
 
 pub const PLUGIN: Plugin = Plugin {
     name: "ptp",
@@ -40,31 +39,21 @@ struct PtpConf {
     mtu: u32,
 }
 
-/// `ip/32` or `ip/128`.
-fn host_prefix(ip: IpAddr) -> IpNet {
-    IpNet::new(ip, if ip.is_ipv4() { 32 } else { 128 }).unwrap_or_else(|_| IpNet::from(ip))
-}
-
 fn add(req: &Request) -> Result<CniResult, CniError> {
     let conf = req.net_conf()?;
     let ptp: PtpConf = req.decode()?;
     masq::validate_backend(ptp.ip_masq_backend.as_deref())?;
     veth::validate_mtu(ptp.mtu)?;
-    let ipam_type = ipam::ipam_type(req)?;
+    let ipam_type = ipam::ipam_type(&conf)?;
 
     // Everything that can be checked is checked before anything changes.
     let ns = NetNs::open(&req.netns)?;
     let cont_nl = ns.netlink()?;
     let host_nl = Netlink::route()?;
-    if cont_nl.link_by_name(&req.ifname)?.is_some() {
-        return Err(CniError::internal(format!(
-            "container veth name provided ({}) already exists",
-            req.ifname
-        )));
-    }
+    veth::ensure_absent(&cont_nl, &req.ifname)?;
 
-    let alloc = ipam::Allocation::new(req, &ipam_type)?;
-    let mut result = alloc.result.clone();
+    let mut alloc = ipam::Allocation::new(req, &ipam_type)?;
+    let mut result = std::mem::take(&mut alloc.result);
     fault::point("ptp:after-ipam")?;
     if result.ips.is_empty() {
         return Err(CniError::internal("IPAM plugin returned missing IP config"));
@@ -126,15 +115,13 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
         .iter()
         .zip(&gateways)
         .map(|(ip, gw)| {
-            Route::new(host_prefix(*gw), pair.container.index)
+            Route::new(IpNet::from(*gw), pair.container.index)
                 .scope(RT_SCOPE_LINK)
                 .src(ip.address.addr())
         })
         .collect();
     let opts = ConfigureOptions {
         nodad: true,
-        noprefixroute: false,
-        keep_down: false,
         sysctls: Vec::new(),
     };
     // ... and everything else, its own subnet included, through it: the
@@ -164,8 +151,8 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
     let mut host_side = Batch::new();
     for (ip, gw) in result.ips.iter().zip(&gateways) {
         let flags = if gw.is_ipv4() { 0 } else { IFA_F_NODAD };
-        host_side.addr_add(host_index, &host_prefix(*gw), flags, true);
-        let route = Route::new(host_prefix(ip.address.addr()), host_index).scope(RT_SCOPE_HOST);
+        host_side.addr_add(host_index, &IpNet::from(*gw), flags, true);
+        let route = Route::new(IpNet::from(ip.address.addr()), host_index).scope(RT_SCOPE_HOST);
         host_side.route_add(&route, RouteMode::Add, true);
     }
     host_side.run(&host_nl)?;
@@ -195,7 +182,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
 
 fn del(req: &Request) -> Result<(), CniError> {
     let ptp: PtpConf = req.decode()?;
-    let ipam_type = ipam::ipam_type(req)?;
+    let ipam_type = ipam::ipam_type(&req.net_conf()?)?;
     // As the reference: IPAM first, and its failure is DEL's failure.
     ipam::del(req, &ipam_type)?;
     fault::point("ptp:del-after-ipam")?;
@@ -221,30 +208,24 @@ fn del(req: &Request) -> Result<(), CniError> {
 
 fn check(req: &Request) -> Result<(), CniError> {
     let conf = req.net_conf()?;
-    let ipam_type = ipam::ipam_type(req)?;
+    let ipam_type = ipam::ipam_type(&conf)?;
     let ns = NetNs::open(&req.netns)?;
     ipam::check(req, &ipam_type)?;
     let prev = check::prev_result(req, &conf, "ptp")?;
     let (idx, iface) = check::container_iface(&prev, &req.ifname, &req.netns)?;
     let nl = ns.netlink()?;
     let link = check::link(&nl, iface, Some("veth"))?;
-    let ips: Vec<_> = prev
-        .ips
-        .iter()
-        .filter(|ip| ip.interface.map(|i| i as usize) == Some(idx))
-        .collect();
-    check::addresses(&nl, &link, &ips)?;
-    check::routes(&nl, &prev.routes)
+    check::addresses_and_routes(&nl, &link, &prev, idx)
 }
 
 fn status(req: &Request) -> Result<(), CniError> {
-    let ipam_type = ipam::ipam_type(req)?;
+    let ipam_type = ipam::ipam_type(&req.net_conf()?)?;
     ipam::status(req, &ipam_type)
 }
 
 fn gc(req: &Request) -> Result<(), CniError> {
     let ptp: PtpConf = req.decode()?;
-    let ipam_type = ipam::ipam_type(req)?;
+    let ipam_type = ipam::ipam_type(&req.net_conf()?)?;
     // Keep going after errors and report them all (spec).
     let mut errors = Vec::new();
     if let Err(e) = ipam::gc(req, &ipam_type) {
@@ -257,17 +238,7 @@ fn gc(req: &Request) -> Result<(), CniError> {
             }
         }
     }
-    match errors.len() {
-        0 => Ok(()),
-        1 => Err(errors.remove(0)),
-        _ => Err(CniError::internal(
-            errors
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("; "),
-        )),
-    }
+    CniError::combine(errors)
 }
 
 /// Fuzzing only (`cargo fuzz`): every config check ADD makes before it
@@ -276,5 +247,5 @@ fn gc(req: &Request) -> Result<(), CniError> {
 pub fn fuzz_config(req: &Request) {
     let _ = req.net_conf().map(|c| c.dns_override());
     let _ = req.decode::<PtpConf>();
-    let _ = ipam::ipam_type(req);
+    let _ = req.net_conf().map(|c| ipam::ipam_type(&c));
 }

@@ -2,7 +2,7 @@
 //! prevResult and verify the link, its MAC, its addresses and the routes
 //! (Go's `ip.ValidateExpected*`).
 
-use crate::cni::result::{CniResult, Interface, IpConfig, Route as ResultRoute};
+use crate::cni::result::{CniResult, Interface, IpConfig};
 use crate::cni::types::NetConf;
 use crate::cni::{CniError, Request};
 use crate::netlink::consts::{AF_INET, AF_INET6, RT_TABLE_MAIN};
@@ -68,49 +68,51 @@ pub fn link(nl: &Netlink, iface: &Interface, kind: Option<&str>) -> Result<Link,
     Ok(link)
 }
 
-/// Every address is on the link with its exact prefix, and some route to
-/// its subnet exists.
-pub fn addresses(nl: &Netlink, link: &Link, ips: &[&IpConfig]) -> Result<(), CniError> {
-    if ips.is_empty() {
+/// The container side of a CHECK: every address the result gives
+/// interface `idx` is on `link` with its exact prefix and has a route to its
+/// subnet, and every result route exists (matched by destination, table and
+/// gateway). The routes are dumped once for both.
+pub fn addresses_and_routes(
+    nl: &Netlink,
+    link: &Link,
+    prev: &CniResult,
+    idx: usize,
+) -> Result<(), CniError> {
+    let ips: Vec<&IpConfig> = prev
+        .ips
+        .iter()
+        .filter(|ip| ip.interface.map(|i| i as usize) == Some(idx))
+        .collect();
+    if ips.is_empty() && prev.routes.is_empty() {
         return Ok(());
     }
-    let have = nl.addrs(link.index, 0)?;
-    let v4 = nl.routes(AF_INET)?;
-    let v6 = nl.routes(AF_INET6)?;
-    for ip in ips {
-        if !have.iter().any(|a| a.net == ip.address) {
-            return Err(CniError::internal(format!(
-                "Failed to match addr {} on interface {}",
-                ip.address, link.name
-            )));
-        }
-        let subnet = ip.address.trunc();
-        let routes = if ip.is_v4() { &v4 } else { &v6 };
-        if !routes.iter().any(|r| r.dst == subnet) {
-            return Err(CniError::internal(format!(
-                "Failed to find a route to {subnet} for {}",
-                ip.address
-            )));
+    let (v4, v6) = (nl.routes(AF_INET)?, nl.routes(AF_INET6)?);
+    let routes_of = |v4_family: bool| if v4_family { &v4 } else { &v6 };
+    if !ips.is_empty() {
+        let have = nl.addrs(link.index, 0)?;
+        for ip in &ips {
+            if !have.iter().any(|a| a.net == ip.address) {
+                return Err(CniError::internal(format!(
+                    "Failed to match addr {} on interface {}",
+                    ip.address, link.name
+                )));
+            }
+            let subnet = ip.address.trunc();
+            if !routes_of(ip.is_v4()).iter().any(|r| r.dst == subnet) {
+                return Err(CniError::internal(format!(
+                    "Failed to find a route to {subnet} for {}",
+                    ip.address
+                )));
+            }
         }
     }
-    Ok(())
-}
-
-/// Every result route exists (matched by destination, table and gateway).
-pub fn routes(nl: &Netlink, expected: &[ResultRoute]) -> Result<(), CniError> {
-    if expected.is_empty() {
-        return Ok(());
-    }
-    let v4 = nl.routes(AF_INET)?;
-    let v6 = nl.routes(AF_INET6)?;
-    for want in expected {
+    for want in &prev.routes {
         // A table outside u32 cannot exist, so such a route is never found.
         let table = match want.table {
             Some(t) => u32::try_from(t).ok(),
             None => Some(RT_TABLE_MAIN as u32),
         };
-        let have = if want.dst.addr().is_ipv4() { &v4 } else { &v6 };
-        let found = have.iter().any(|r| {
+        let found = routes_of(want.dst.addr().is_ipv4()).iter().any(|r| {
             r.dst == want.dst.trunc()
                 && Some(r.table_or_main()) == table
                 && (want.gw.is_none() || r.gw == want.gw)

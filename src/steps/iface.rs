@@ -8,7 +8,7 @@ use super::nlbatch::Batch;
 use super::sysctl;
 use crate::cni::result::CniResult;
 use crate::cni::CniError;
-use crate::netlink::consts::{AF_INET6, IFA_F_NODAD, IFA_F_NOPREFIXROUTE};
+use crate::netlink::consts::{AF_INET6, IFA_F_NODAD};
 use crate::netlink::link::Link;
 use crate::netlink::route::{Route, RouteMode};
 use crate::netlink::Netlink;
@@ -19,11 +19,6 @@ use std::time::{Duration, Instant};
 pub struct ConfigureOptions {
     /// Add addresses with IFA_F_NODAD (no DAD, so nothing to wait for).
     pub nodad: bool,
-    /// Add addresses without the kernel's prefix route (ptp routes the
-    /// subnet through the gateway instead).
-    pub noprefixroute: bool,
-    /// Leave the link down (bridge's `disableContainerInterface`).
-    pub keep_down: bool,
     /// Best-effort sysctls (path, value) written inside the namespace before
     /// the addresses, in the same trip into it (bridge's DAD and
     /// arp_notify settings; failures are ignored, as the reference does).
@@ -101,28 +96,20 @@ pub fn configure(
         .map_err(|e| CniError::internal(format!("failed to enable IPv6 on {}: {e}", link.name)))?;
     }
 
-    let mut flags = 0;
-    if opts.nodad {
-        flags |= IFA_F_NODAD;
-    }
-    if opts.noprefixroute {
-        flags |= IFA_F_NOPREFIXROUTE;
-    }
     let mut batch = Batch::new();
     for ip in &mine {
-        let f = if ip.is_v4() {
-            flags & !IFA_F_NODAD
+        // NODAD only means something for IPv6.
+        let f = if opts.nodad && !ip.is_v4() {
+            IFA_F_NODAD
         } else {
-            flags
+            0
         };
         batch.addr_add(link.index, &ip.address, f, false);
     }
-    if !opts.keep_down {
-        batch.link_up(link.index);
-    }
+    batch.link_up(link.index);
 
     let (v4gw, v6gw) = family_gateways(result);
-    if v6gw.is_some() && !opts.nodad && !opts.keep_down {
+    if v6gw.is_some() && !opts.nodad {
         std::mem::take(&mut batch).run(nl)?;
         settle_dad(nl, link)?;
     }

@@ -3,11 +3,11 @@
 //! CNI_PATH (our own IPAM applets run in-process).
 
 use crate::cni::result::CniResult;
+use crate::cni::types::NetConf;
 use crate::cni::{CniError, Request};
 
 /// The IPAM plugin named by the config (`ipam.type`); required.
-pub fn ipam_type(req: &Request) -> Result<String, CniError> {
-    let conf = req.net_conf()?;
+pub fn ipam_type(conf: &NetConf) -> Result<String, CniError> {
     let t = conf.ipam_type()?;
     if t.is_empty() {
         return Err(CniError::config("ipam.type: no IPAM plugin name provided"));
@@ -57,9 +57,8 @@ impl<'a> Allocation<'a> {
     }
 
     /// The ADD succeeded: keep the addresses.
-    pub fn keep(mut self) -> CniResult {
+    pub fn keep(mut self) {
         self.keep = true;
-        std::mem::take(&mut self.result)
     }
 }
 

@@ -23,7 +23,7 @@ pub fn ensure(path: &str, value: &str) -> io::Result<()> {
     if read(path).map(|v| v == value).unwrap_or(false) {
         return Ok(());
     }
-    std::fs::write(path, value).map_err(|e| io::Error::new(e.kind(), format!("write {path}: {e}")))
+    write(path, value)
 }
 
 /// Write `value` without reading first: for a setting of an interface

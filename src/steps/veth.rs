@@ -49,6 +49,17 @@ pub struct VethOptions {
     pub container_mac: Option<[u8; 6]>,
 }
 
+/// The container has no interface named `ifname` yet (checked before any
+/// change, and again when a veth name clashes).
+pub fn ensure_absent(container: &Netlink, ifname: &str) -> Result<(), CniError> {
+    if container.link_by_name(ifname)?.is_some() {
+        return Err(CniError::internal(format!(
+            "container veth name provided ({ifname}) already exists"
+        )));
+    }
+    Ok(())
+}
+
 /// Create `ifname` in `ns` paired with a new `vethXXXXXXXX` in the host
 /// namespace of `host` (the socket's namespace), host end up. `container`
 /// is a socket inside `ns`.
@@ -85,11 +96,7 @@ pub fn create(
                 return Ok(pair);
             }
             Err(e) if e.is_exists() => {
-                if container.link_by_name(ifname)?.is_some() {
-                    return Err(CniError::internal(format!(
-                        "container veth name provided ({ifname}) already exists"
-                    )));
-                }
+                ensure_absent(container, ifname)?;
                 last_err = Some(e);
             }
             Err(e) => return Err(e.into()),
