@@ -2,7 +2,7 @@
 //! a requested address, or the next free one in round-robin order.
 
 use super::index::Index;
-use super::range::RangeSet;
+use super::range::{Range, RangeSet};
 use super::store::{owner_key, Reserve, Store};
 use crate::cni::CniError;
 use std::net::IpAddr;
@@ -39,20 +39,11 @@ pub fn get(
                 "requested ip {ip} is subnet's gateway"
             )));
         }
-        return match store.reserve(ip, &owner).map_err(io)? {
-            Reserve::Taken => Err(CniError::internal(format!(
+        return take(store, index, set_idx, &owner, ip, r)?.ok_or_else(|| {
+            CniError::internal(format!(
                 "requested IP address {ip} is not available in range set {set}"
-            ))),
-            Reserve::Reserved => {
-                let a = Allocated {
-                    ip,
-                    prefix: r.subnet.prefix_len(),
-                    gateway: r.gateway,
-                };
-                record(store, index, set_idx, &owner, &a)?;
-                Ok(a)
-            }
-        };
+            ))
+        });
     }
 
     // One address per attachment and set: an existing one (new-style or
@@ -72,19 +63,34 @@ pub fn get(
     }
 
     for (ip, r) in set.iter_from(store.last_reserved(set_idx)) {
-        if store.reserve(ip, &owner).map_err(io)? == Reserve::Reserved {
-            let a = Allocated {
-                ip,
-                prefix: r.subnet.prefix_len(),
-                gateway: r.gateway,
-            };
-            record(store, index, set_idx, &owner, &a)?;
+        if let Some(a) = take(store, index, set_idx, &owner, ip, r)? {
             return Ok(a);
         }
     }
     Err(CniError::internal(format!(
         "no IP addresses available in range set: {set}"
     )))
+}
+
+/// Reserve `ip` of range `r` and [`record`] it; `None` when it is taken.
+fn take(
+    store: &Store,
+    index: &mut Index,
+    set_idx: usize,
+    owner: &str,
+    ip: IpAddr,
+    r: &Range,
+) -> Result<Option<Allocated>, CniError> {
+    if store.reserve(ip, owner).map_err(io)? == Reserve::Taken {
+        return Ok(None);
+    }
+    let a = Allocated {
+        ip,
+        prefix: r.subnet.prefix_len(),
+        gateway: r.gateway,
+    };
+    record(store, index, set_idx, owner, &a)?;
+    Ok(Some(a))
 }
 
 /// Note a new reservation in `last_reserved_ip.<set>` and the index. If the

@@ -340,11 +340,20 @@ fn data_dir(configured: &str) -> PathBuf {
     }
 }
 
-/// Where the store is, read as leniently as possible, for DEL and GC when
-/// the configuration no longer validates: the network name (checked by the
-/// skel) and `ipam.dataDir` if it is a string. `None` when even that cannot
-/// be found.
-pub fn locate_store(req: &Request) -> Option<PathBuf> {
+/// The data dir for DEL and GC, which must not fail because the config
+/// stopped validating after ADD: found from `ipam.dataDir` alone when it can
+/// be ([`load`] would give the same path), else [`load`]'s error.
+pub fn store_dir(req: &Request) -> Result<PathBuf, CniError> {
+    match locate_store(req) {
+        Some(dir) => Ok(dir),
+        None => load(req).map(|c| c.data_dir),
+    }
+}
+
+/// Where the store is, read as leniently as possible: the network name
+/// (checked by the skel) and `ipam.dataDir` if it is a string. `None` when
+/// even that cannot be found.
+fn locate_store(req: &Request) -> Option<PathBuf> {
     let ipam = req.config.get("ipam")?;
     if !matches!(ipam, GoValue::Object(_)) {
         return None;

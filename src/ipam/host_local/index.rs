@@ -64,6 +64,8 @@ pub struct Index {
     /// Which buckets have a file, as the stamp records it: a bucket file
     /// removed (or left over) behind our back is noticed.
     present: [bool; BUCKETS],
+    /// This boot's ID, read once per call (the stamp records it).
+    boot: String,
 }
 
 fn bucket_of(id: &str) -> usize {
@@ -199,6 +201,7 @@ impl Index {
             rebuilt: false,
             incomplete: false,
             present: [false; BUCKETS],
+            boot: boot_id(),
         };
         let trusted = if store.mutated() {
             None
@@ -206,8 +209,8 @@ impl Index {
             match (store.aux_read(STAMP, 4096), store.stamp()) {
                 // Without a boot ID a stamp could survive a power loss that
                 // tore our in-place writes: never trust the index then.
-                (Ok(Some(saved)), Ok(st)) if boot_id() != UNKNOWN_BOOT => {
-                    check_stamp(&saved, &stamp_head(&boot_id(), st))
+                (Ok(Some(saved)), Ok(st)) if idx.boot != UNKNOWN_BOOT => {
+                    check_stamp(&saved, &stamp_head(&idx.boot, st))
                 }
                 _ => None,
             }
@@ -323,6 +326,7 @@ impl Index {
             rebuilt: true,
             incomplete: !complete,
             present: [false; BUCKETS],
+            boot: boot_id(),
         };
         for it in items {
             let b = bucket_of(split_owner(&it.owner).0);
@@ -384,7 +388,7 @@ impl Index {
         if !self.incomplete {
             let stamp = format!(
                 "{}buckets {}\n",
-                stamp_head(&boot_id(), st),
+                stamp_head(&self.boot, st),
                 encode_present(&self.present)
             );
             store.aux_write(STAMP, stamp.as_bytes())?;

@@ -136,12 +136,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
 }
 
 fn del(req: &Request) -> Result<(), CniError> {
-    // DEL must not fail because the config stopped validating after ADD:
-    // the store is found from the name and dataDir alone.
-    let data_dir = match config::load(req) {
-        Ok(c) => c.data_dir,
-        Err(e) => config::locate_store(req).ok_or(e)?,
-    };
+    let data_dir = config::store_dir(req)?;
     let Some(store) = open_store(&data_dir, req.name(), false)? else {
         return Ok(());
     };
@@ -303,10 +298,7 @@ fn gc(req: &Request) -> Result<(), CniError> {
     let Some(valid) = valid_attachments(&req.config)? else {
         return Ok(());
     };
-    let data_dir = match config::load(req) {
-        Ok(c) => c.data_dir,
-        Err(e) => config::locate_store(req).ok_or(e)?,
-    };
+    let data_dir = config::store_dir(req)?;
     let Some(store) = open_store(&data_dir, req.name(), false)? else {
         return Ok(());
     };
@@ -388,7 +380,7 @@ pub mod fuzz {
     /// Config, CNI_ARGS and runtimeConfig parsing, range canonicalization.
     pub fn config(req: &Request) {
         let _ = config::load(req);
-        let _ = config::locate_store(req);
+        let _ = config::store_dir(req);
     }
 
     /// The index's codecs on arbitrary bytes.

@@ -27,6 +27,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// cnibox's private subdirectory of a network directory.
@@ -124,7 +125,7 @@ impl Store {
         if create {
             std::fs::DirBuilder::new()
                 .recursive(true)
-                .mode_0755()
+                .mode(0o755)
                 .create(data_dir)?;
         }
         let base = match File::open(data_dir) {
@@ -232,37 +233,47 @@ impl Store {
         }
         let flags =
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let mut reclaimed = false;
-        loop {
-            match retry(|| {
-                openat(
-                    &self.dir,
-                    name.as_str(),
-                    flags,
-                    Mode::from_bits_truncate(0o600),
-                )
-            }) {
-                Ok(fd) => {
-                    self.mutated.set(true);
-                    let mut f = File::from(fd);
-                    // Tests: die with the file made and still empty.
-                    let fault = crate::steps::fault::point("host-local:mid-reserve")
-                        .map_err(|e| io::Error::other(e.msg));
-                    if let Err(e) = fault.and_then(|_| f.write_all(owner.as_bytes())) {
-                        drop(f);
-                        let _ = self.release(&name);
-                        return Err(e);
-                    }
-                    return Ok(Reserve::Reserved);
+        let created = self.create_reclaiming(&name, || {
+            openat(
+                &self.dir,
+                name.as_str(),
+                flags,
+                Mode::from_bits_truncate(0o600),
+            )
+        })?;
+        match created {
+            Ok(fd) => {
+                self.mutated.set(true);
+                let mut f = File::from(fd);
+                // Tests: die with the file made and still empty.
+                let fault = crate::steps::fault::point("host-local:mid-reserve")
+                    .map_err(|e| io::Error::other(e.msg));
+                if let Err(e) = fault.and_then(|_| f.write_all(owner.as_bytes())) {
+                    drop(f);
+                    let _ = self.release(&name);
+                    return Err(e);
                 }
-                Err(Errno::EEXIST) if !reclaimed && self.is_empty_file(&name) => {
-                    self.release(&name)?;
-                    reclaimed = true;
-                }
-                Err(Errno::EEXIST) => return Ok(Reserve::Taken),
-                Err(e) => return Err(errno(e)),
+                Ok(Reserve::Reserved)
             }
+            Err(Errno::EEXIST) => Ok(Reserve::Taken),
+            Err(e) => Err(errno(e)),
         }
+    }
+
+    /// Run `create`, which makes `name` exclusively. When `name` is taken by
+    /// an empty file (see [`reserve`](Self::reserve)), release that file and
+    /// run it once more. The outer error is the release's.
+    fn create_reclaiming<T>(
+        &self,
+        name: &str,
+        mut create: impl FnMut() -> nix::Result<T>,
+    ) -> io::Result<nix::Result<T>> {
+        let first = retry(&mut create);
+        if matches!(first, Err(Errno::EEXIST)) && self.is_empty_file(name) {
+            self.release(name)?;
+            return Ok(retry(create));
+        }
+        Ok(first)
     }
 
     /// [`reserve`](Self::reserve) by writing a temporary in `aux` and
@@ -289,25 +300,19 @@ impl Store {
         // Tests: die before the reservation exists.
         crate::steps::fault::point("host-local:mid-reserve")
             .map_err(|e| io::Error::other(e.msg))?;
-        let mut reclaimed = false;
-        let res = loop {
-            match retry(|| linkat(aux, TMP, &self.dir, name, AtFlags::empty())) {
-                Ok(()) => {
-                    self.mutated.set(true);
-                    break Ok(Some(Reserve::Reserved));
-                }
-                Err(Errno::EEXIST) if !reclaimed && self.is_empty_file(name) => {
-                    if let Err(e) = self.release(name) {
-                        break Err(e);
-                    }
-                    reclaimed = true;
-                }
-                Err(Errno::EEXIST) => break Ok(Some(Reserve::Taken)),
-                // No hard links here (another filesystem, or one without
-                // them): the reference's way.
-                Err(Errno::EXDEV) | Err(Errno::EPERM) | Err(Errno::EOPNOTSUPP) => break Ok(None),
-                Err(e) => break Err(errno(e)),
+        let linked =
+            self.create_reclaiming(name, || linkat(aux, TMP, &self.dir, name, AtFlags::empty()));
+        let res = match linked {
+            Err(e) => Err(e),
+            Ok(Ok(())) => {
+                self.mutated.set(true);
+                Ok(Some(Reserve::Reserved))
             }
+            Ok(Err(Errno::EEXIST)) => Ok(Some(Reserve::Taken)),
+            // No hard links here (another filesystem, or one without
+            // them): the reference's way.
+            Ok(Err(Errno::EXDEV | Errno::EPERM | Errno::EOPNOTSUPP)) => Ok(None),
+            Ok(Err(e)) => Err(errno(e)),
         };
         let _ = retry(|| unlinkat(aux, TMP, UnlinkatFlags::NoRemoveDir));
         res
@@ -511,17 +516,6 @@ fn overwrite(dir: &impl AsFd, name: &str, bytes: &[u8]) -> io::Result<()> {
     let file = File::from(fd);
     std::os::unix::fs::FileExt::write_all_at(&file, bytes, 0)?;
     file.set_len(bytes.len() as u64)
-}
-
-trait DirBuilderMode {
-    fn mode_0755(&mut self) -> &mut Self;
-}
-
-impl DirBuilderMode for std::fs::DirBuilder {
-    fn mode_0755(&mut self) -> &mut Self {
-        use std::os::unix::fs::DirBuilderExt;
-        self.mode(0o755)
-    }
 }
 
 #[cfg(test)]
