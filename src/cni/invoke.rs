@@ -6,7 +6,7 @@
 
 use super::env::{Command, Env};
 use super::error::CniError;
-use super::json::{self, GoValue};
+use super::json;
 use super::result::CniResult;
 use super::skel::{self, Output, Plugin};
 use std::io::{Read, Write};
@@ -37,8 +37,9 @@ impl Invoker {
         }
     }
 
-    /// Always exec (tests use it to compare both paths).
-    #[cfg(test)]
+    /// Always exec (tests use it to compare both paths; the fuzz harness
+    /// must never run an applet in-process).
+    #[cfg(any(test, fuzzing))]
     pub fn exec_only() -> Self {
         Invoker { in_process: None }
     }
@@ -120,19 +121,16 @@ impl Invoker {
     }
 
     /// Delegate ADD and parse the result (a result without `cniVersion` takes
-    /// the config's, as libcni does).
-    pub fn add(&self, plugin_type: &str, config: &[u8], env: &Env) -> Result<CniResult, CniError> {
+    /// `conf_version`, the config's, as libcni does).
+    pub fn add(
+        &self,
+        plugin_type: &str,
+        config: &[u8],
+        conf_version: &str,
+        env: &Env,
+    ) -> Result<CniResult, CniError> {
         let out = self.run(plugin_type, Command::Add, config, env)?;
-        let conf_version = json::parse(config)
-            .ok()
-            .and_then(|v| {
-                v.get("cniVersion")
-                    .and_then(GoValue::as_str)
-                    .map(str::to_string)
-            })
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| "0.1.0".to_string());
-        CniResult::parse_any(&out, &conf_version)
+        CniResult::parse_any(&out, conf_version)
     }
 
     pub fn del(&self, plugin_type: &str, config: &[u8], env: &Env) -> Result<(), CniError> {

@@ -16,7 +16,7 @@ pub fn ipam_type(conf: &NetConf) -> Result<String, CniError> {
 }
 
 pub fn add(req: &Request, ipam: &str) -> Result<CniResult, CniError> {
-    req.invoker.add(ipam, &req.stdin, req.env)
+    req.invoker.add(ipam, &req.stdin, &req.version, req.env)
 }
 
 pub fn del(req: &Request, ipam: &str) -> Result<(), CniError> {

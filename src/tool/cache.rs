@@ -8,6 +8,7 @@ use super::conf::go_io_error;
 use super::gojson::{self, Part};
 use crate::cni::json::{self, GoValue};
 use crate::cni::result::CniResult;
+use crate::cni::version;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -290,16 +291,7 @@ pub fn decode(bytes: &[u8]) -> Result<CachedInfo, String> {
 /// names (missing is 0.1.0).
 fn create_from_bytes(bytes: &[u8]) -> Result<CniResult, String> {
     let v = json::parse(bytes).map_err(|e| format!("decoding version from network config: {e}"))?;
-    let version = match v.get("cniVersion") {
-        None | Some(GoValue::Null) => "0.1.0".to_string(),
-        Some(GoValue::String(s)) if s.is_empty() => "0.1.0".to_string(),
-        Some(GoValue::String(s)) => s.clone(),
-        Some(_) => {
-            return Err(
-                "decoding version from network config: cniVersion: expected a string".into(),
-            )
-        }
-    };
+    let version = version::config_version(&v).map_err(|e| e.to_string())?;
     CniResult::parse_as(&v, &version).map_err(|e| e.to_string())
 }
 

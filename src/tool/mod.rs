@@ -17,7 +17,6 @@ use crate::cni::invoke::InProcessLookup;
 use crate::cni::{Env, Invoker};
 use cache::RuntimeConf;
 use runtime::Runtime;
-use sha2::{Digest, Sha512};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -324,9 +323,7 @@ fn clean(p: &str) -> String {
 /// cnitool's container ID: `cnitool-` + the first 10 bytes of
 /// SHA-512(netns) in hex.
 pub fn container_id(netns: &str) -> String {
-    let digest = Sha512::digest(netns.as_bytes());
-    let hex: String = digest[..10].iter().map(|b| format!("{b:02x}")).collect();
-    format!("cnitool-{hex}")
+    format!("cnitool-{}", crate::steps::masq::sha512_hex(netns, 20))
 }
 
 fn run(cli: &Cli, cache_dir: &Path, lookup: InProcessLookup) -> Result<String, String> {

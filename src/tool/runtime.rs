@@ -8,6 +8,7 @@ use super::gojson;
 use crate::cni::env::{self, Command, Env};
 use crate::cni::json;
 use crate::cni::result::CniResult;
+use crate::cni::types::Attachment;
 use crate::cni::version;
 use crate::cni::Invoker;
 use serde_json::Value;
@@ -89,17 +90,12 @@ impl Runtime {
         prev: Option<&CniResult>,
         rt: &RuntimeConf,
     ) -> Result<PluginConf, String> {
-        let name = gojson::string(&list.name);
-        let ver = gojson::string(&list.cni_version);
         let prev = match prev {
             Some(r) => Some(prev_result_json(r)?),
             None => None,
         };
-        let mut inject: Vec<(&str, &str)> = vec![("name", &name), ("cniVersion", &ver)];
-        if let Some(prev) = &prev {
-            inject.push(("prevResult", prev));
-        }
-        let conf = conf::inject(p, &inject)?;
+        let extra: Vec<(&str, &str)> = prev.iter().map(|j| ("prevResult", j.as_str())).collect();
+        let conf = self.list_level_conf(list, p, &extra)?;
         let mut rc = serde_json::Map::new();
         if let Some(caps) = &rt.capability_args {
             for (cap, on) in &conf.capabilities {
@@ -127,8 +123,18 @@ impl Runtime {
         env::validate_network_name(&list.name).map_err(|e| e.to_string())?;
         env::validate_ifname(&rt.ifname).map_err(|e| e.to_string())?;
         let conf = self.build(list, p, prev, rt)?;
+        // The version `build` put in the config (empty reads as 0.1.0).
+        let version = match list.cni_version.as_str() {
+            "" => "0.1.0",
+            v => v,
+        };
         self.invoker
-            .add(&p.plugin_type, &conf.bytes, &self.env(Command::Add, rt))
+            .add(
+                &p.plugin_type,
+                &conf.bytes,
+                version,
+                &self.env(Command::Add, rt),
+            )
             .map_err(|e| e.to_string())
     }
 
@@ -282,19 +288,14 @@ impl Runtime {
         cache::sweep_temps(&self.cache_dir, &list.name, valid);
         if version::ge(&list.cni_version, "1.1.0").unwrap_or(false) {
             let valid_json = valid.map(|v| {
-                let mut s = String::from("[");
-                for (i, (cid, ifname)) in v.iter().enumerate() {
-                    if i > 0 {
-                        s.push(',');
-                    }
-                    s.push_str(&format!(
-                        "{{\"containerID\":{},\"ifname\":{}}}",
-                        gojson::string(cid),
-                        gojson::string(ifname)
-                    ));
-                }
-                s.push(']');
-                s
+                let list: Vec<Attachment> = v
+                    .iter()
+                    .map(|(cid, ifname)| Attachment {
+                        container_id: cid.clone(),
+                        ifname: ifname.clone(),
+                    })
+                    .collect();
+                json::to_go_compact(&list)
             });
             let extra: Vec<(&str, &str)> = match &valid_json {
                 Some(v) => vec![("cni.dev/valid-attachments", v), ("cni.dev/attachments", v)],
