@@ -173,14 +173,14 @@ pub fn run_netlink(data: &[u8]) {
     let _ = netlink::addr::parse_addr(data);
     let _ = netlink::route::parse_route(data);
     let _ = netlink::neigh::parse_neigh(data);
-    let _ = netlink::addr::ip_from_bytes(data);
+    let _ = netlink::attr::ip_from_bytes(data);
     let _ = netlink::nftables::parse_comment_udata(data);
     let _ = netlink::nftables::expr::Expr::decode(data);
     fn walk(a: netlink::attr::Attrs<'_>, depth: usize) -> usize {
         let mut n = 0;
         for at in a {
             n += 1;
-            let _ = (at.u8(), at.u16(), at.u32(), at.be32(), at.be64(), at.str());
+            let _ = (at.u8(), at.u32(), at.be32(), at.be64(), at.str());
             if depth < 8 {
                 n += walk(at.nested(), depth + 1);
             }
