@@ -9,6 +9,7 @@ pub mod iface;
 pub mod ipam;
 pub mod masq;
 pub mod netns;
+pub mod nft_retry;
 pub mod nlbatch;
 pub mod spoofchk;
 pub mod sysctl;

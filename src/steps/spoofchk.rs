@@ -32,13 +32,12 @@ use crate::netlink::link::parse_mac;
 use crate::netlink::nftables::consts::*;
 use crate::netlink::nftables::expr::{ether_saddr_eq, iifname_eq};
 use crate::netlink::nftables::{self as nf, Batch, Chain, CmpOp, Expr, Hook, Rule, Table, Verdict};
-use crate::netlink::{Netlink, NlError};
-use nix::errno::Errno;
+use crate::netlink::Netlink;
+use crate::steps::nft_retry::retry;
 
 pub const TABLE: &str = "nat";
 pub const BASE_CHAIN: &str = "PREROUTING";
 const PRIORITY: i32 = -300;
-const ATTEMPTS: u32 = 20;
 
 /// `<cid>-<ifname>` (Go's `uniqueID`).
 fn ref_id(container_id: &str, ifname: &str) -> String {
@@ -179,46 +178,39 @@ pub fn setup_with(
     let iface = iface_chain(container_id, ifname);
     let macc = mac_chain(container_id, ifname);
     let c = comment(container_id, ifname);
-    let mut last = None;
-    for _ in 0..ATTEMPTS {
-        let chains =
-            nf::list_chains(nl, NFPROTO_BRIDGE, TABLE).map_err(|e| fail("list chains", e))?;
-        let has = |n: &str| chains.iter().any(|ch| ch.name == n);
-        let mut b = Batch::new(None);
-        if !has(BASE_CHAIN) {
-            b.add_table(&Table {
-                family: NFPROTO_BRIDGE,
-                name: TABLE.into(),
-                comment: None,
-                handle: None,
-            });
-            b.add_chain(&base_chain());
-        } else {
-            let old = nf::list_rules(nl, NFPROTO_BRIDGE, TABLE, Some(BASE_CHAIN))
-                .map_err(|e| fail("list rules", e))?;
-            b.del_rules(old.iter().filter(|r| is_ours(r, c.as_bytes(), &iface)));
-        }
-        for name in [&iface, &macc] {
-            if has(name) {
-                b.flush_chain(NFPROTO_BRIDGE, TABLE, name);
+    retry(
+        |e| fail("setup", e),
+        || {
+            let chains = nf::list_chains(nl, NFPROTO_BRIDGE, TABLE)?;
+            let has = |n: &str| chains.iter().any(|ch| ch.name == n);
+            let mut b = Batch::new(None);
+            if !has(BASE_CHAIN) {
+                b.add_table(&Table {
+                    family: NFPROTO_BRIDGE,
+                    name: TABLE.into(),
+                    comment: None,
+                    handle: None,
+                });
+                b.add_chain(&base_chain());
             } else {
-                b.add_chain(&Chain::regular(NFPROTO_BRIDGE, TABLE, name));
+                let old = nf::list_rules(nl, NFPROTO_BRIDGE, TABLE, Some(BASE_CHAIN))?;
+                b.del_rules(old.iter().filter(|r| is_ours(r, c.as_bytes(), &iface)));
             }
-        }
-        for r in rules(host_ifname, mac, container_id, ifname) {
-            b.add_rule(&r);
-        }
-        match b.commit(nl, "macspoofchk setup") {
-            Ok(()) => return Ok(()),
-            // A rule or chain we saw vanished (concurrent teardown): again.
-            Err(e) if e.errno == Errno::ENOENT => last = Some(e),
-            Err(e) => return Err(fail("setup", e)),
-        }
-    }
-    Err(fail(
-        "setup",
-        last.map(|e| e.to_string()).unwrap_or_default(),
-    ))
+            for name in [&iface, &macc] {
+                if has(name) {
+                    b.flush_chain(NFPROTO_BRIDGE, TABLE, name);
+                } else {
+                    b.add_chain(&Chain::regular(NFPROTO_BRIDGE, TABLE, name));
+                }
+            }
+            for r in rules(host_ifname, mac, container_id, ifname) {
+                b.add_rule(&r);
+            }
+            // A rule or chain we saw may vanish meanwhile (a concurrent
+            // teardown): retry reads again.
+            Ok(b.commit(nl, "macspoofchk setup")?)
+        },
+    )
 }
 
 /// Remove the attachment's PREROUTING rule and both its chains, in one
@@ -263,27 +255,23 @@ fn retry_delete(
     what: &str,
     plan: impl Fn(&[Chain], &[Rule], &mut Batch) -> Result<(), CniError>,
 ) -> Result<(), CniError> {
-    let mut last: Option<NlError> = None;
-    for _ in 0..ATTEMPTS {
-        let chains = match nf::list_chains(nl, NFPROTO_BRIDGE, TABLE) {
-            Ok(c) => c,
-            Err(e) if e.is_unsupported() => return Ok(()),
-            Err(e) => return Err(fail(what, e)),
-        };
-        if chains.is_empty() {
-            return Ok(());
-        }
-        let base_rules = nf::list_rules(nl, NFPROTO_BRIDGE, TABLE, Some(BASE_CHAIN))
-            .map_err(|e| fail(what, e))?;
-        let mut b = Batch::new(None);
-        plan(&chains, &base_rules, &mut b)?;
-        match b.commit(nl, what) {
-            Ok(()) => return Ok(()),
-            Err(e) if matches!(e.errno, Errno::ENOENT | Errno::EBUSY) => last = Some(e),
-            Err(e) => return Err(fail(what, e)),
-        }
-    }
-    Err(fail(what, last.map(|e| e.to_string()).unwrap_or_default()))
+    retry(
+        |e| fail(what, e),
+        || {
+            let chains = match nf::list_chains(nl, NFPROTO_BRIDGE, TABLE) {
+                Ok(c) => c,
+                Err(e) if e.is_unsupported() => return Ok(()),
+                Err(e) => return Err(e.into()),
+            };
+            if chains.is_empty() {
+                return Ok(());
+            }
+            let base_rules = nf::list_rules(nl, NFPROTO_BRIDGE, TABLE, Some(BASE_CHAIN))?;
+            let mut b = Batch::new(None);
+            plan(&chains, &base_rules, &mut b)?;
+            Ok(b.commit(nl, what)?)
+        },
+    )
 }
 
 /// One attachment as its PREROUTING rule shows it.

@@ -32,8 +32,8 @@ use crate::netlink::nftables::{
     self as nf, AddrField, Batch, Chain, CmpOp, Expr, Hook, Rule, Table, Verdict,
 };
 use crate::netlink::{Netlink, NlError};
+use crate::steps::nft_retry::{is_race, retry, Stop};
 use ipnet::IpNet;
-use nix::errno::Errno;
 
 pub const TABLE: &str = "cni_plugins_masquerade";
 pub const MASQ_CHAIN: &str = "masq_checks";
@@ -46,9 +46,6 @@ pub const CHAIN_COMMENT: &str =
 pub const COMMENT_MAX: usize = 128;
 /// NF_IP_PRI_NAT_SRC ("srcnat").
 const SRCNAT: i32 = 100;
-/// Attempts before giving up when concurrent changes keep invalidating what
-/// we read.
-const ATTEMPTS: u32 = 50;
 
 /// hash16(network).
 pub fn network_hash(network: &str) -> String {
@@ -206,20 +203,6 @@ fn fail(what: &str, e: impl std::fmt::Display) -> CniError {
     CniError::internal(format!("ipMasq (nftables): {what}: {e}"))
 }
 
-/// Errors that mean "what we read is no longer true": start over.
-fn is_race(e: &NlError) -> bool {
-    matches!(
-        e.errno,
-        Errno::ERESTART | Errno::ENOENT | Errno::EEXIST | Errno::EBUSY | Errno::EINTR
-    )
-}
-
-fn backoff(attempt: u32) {
-    if attempt > 2 {
-        std::thread::sleep(std::time::Duration::from_micros(200 * attempt as u64));
-    }
-}
-
 fn open() -> Result<Netlink, CniError> {
     Netlink::netfilter().map_err(|e| fail("open netfilter socket", e))
 }
@@ -269,89 +252,78 @@ pub fn setup_with(
         }
     }
 
-    let mut last = None;
-    for attempt in 0..ATTEMPTS {
-        backoff(attempt);
-        let st = State::read(nl).map_err(|e| fail("read ruleset", e))?;
-        let post_ok = postrouting_ok(&st.rules);
-        let post_chain = st.chain(POSTROUTING);
-        let base_ok = st.chain(MASQ_CHAIN).is_some_and(|c| c.hook.is_none())
-            && post_chain.is_some_and(|c| c.hook == Some(postrouting_hook()))
-            && post_ok;
+    retry(
+        |e| fail("setup", e),
+        || {
+            let st = State::read(nl)?;
+            let post_ok = postrouting_ok(&st.rules);
+            let post_chain = st.chain(POSTROUTING);
+            let base_ok = st.chain(MASQ_CHAIN).is_some_and(|c| c.hook.is_none())
+                && post_chain.is_some_and(|c| c.hook == Some(postrouting_hook()))
+                && post_ok;
 
-        let mut batch = if base_ok {
-            // Everything shared is in place: only our rules change. No
-            // generation pin, so concurrent ADDs do not invalidate each other.
-            Batch::new(None)
-        } else {
-            let mut b = Batch::new(Some(st.genid));
-            if st.chains.is_empty() {
-                b.add_table(&table());
-            }
-            if st.chain(MASQ_CHAIN).is_none() {
-                b.add_chain(&masq_chain());
-            }
-            let add_base_rules = match post_chain {
-                None => {
-                    b.add_chain(&postrouting_chain());
-                    true
+            let mut batch = if base_ok {
+                // Everything shared is in place: only our rules change. No
+                // generation pin, so concurrent ADDs do not invalidate each other.
+                Batch::new(None)
+            } else {
+                let mut b = Batch::new(Some(st.genid));
+                if st.chains.is_empty() {
+                    b.add_table(&table());
                 }
-                Some(c) if c.hook != Some(postrouting_hook()) => {
-                    return Err(fail(
-                        "table inet cni_plugins_masquerade",
-                        "chain postrouting exists with another type, hook or priority",
-                    ));
+                if st.chain(MASQ_CHAIN).is_none() {
+                    b.add_chain(&masq_chain());
                 }
-                Some(_) if !post_ok => {
-                    b.flush_chain(NFPROTO_INET, TABLE, POSTROUTING);
-                    true
+                let add_base_rules = match post_chain {
+                    None => {
+                        b.add_chain(&postrouting_chain());
+                        true
+                    }
+                    Some(c) if c.hook != Some(postrouting_hook()) => {
+                        return Err(Stop::Fail(fail(
+                            "table inet cni_plugins_masquerade",
+                            "chain postrouting exists with another type, hook or priority",
+                        )));
+                    }
+                    Some(_) if !post_ok => {
+                        b.flush_chain(NFPROTO_INET, TABLE, POSTROUTING);
+                        true
+                    }
+                    Some(_) => false,
+                };
+                if add_base_rules {
+                    for r in base_rules() {
+                        b.add_rule(&r);
+                    }
                 }
-                Some(_) => false,
+                b
             };
-            if add_base_rules {
-                for r in base_rules() {
-                    b.add_rule(&r);
-                }
+            batch.del_rules(with_prefix(&st.rules, &prefix));
+            for r in &wanted {
+                batch.add_rule(r);
             }
-            b
-        };
-        batch.del_rules(with_prefix(&st.rules, &prefix));
-        for r in &wanted {
-            batch.add_rule(r);
-        }
-        match batch.commit(nl, "ipMasq (nftables) setup") {
-            Ok(()) => return Ok(()),
-            Err(e) if is_race(&e) => last = Some(e),
-            Err(e) => return Err(fail("setup", e)),
-        }
-    }
-    Err(fail(
-        "setup: the ruleset kept changing",
-        last.map(|e| e.to_string()).unwrap_or_default(),
-    ))
+            Ok(batch.commit(nl, "ipMasq (nftables) setup")?)
+        },
+    )
 }
 
 /// Delete, in one transaction, the `masq_checks` rules `select` picks.
 /// Retried when a rule vanished meanwhile (a concurrent DEL or GC).
 fn delete_where(nl: &Netlink, what: &str, select: impl Fn(&Rule) -> bool) -> Result<(), CniError> {
-    let mut last = None;
-    for attempt in 0..ATTEMPTS {
-        backoff(attempt);
-        let rules = match nf::list_rules(nl, NFPROTO_INET, TABLE, Some(MASQ_CHAIN)) {
-            Ok(r) => r,
-            // nf_tables missing from the kernel: nothing of ours can exist.
-            Err(e) if e.is_unsupported() => return Ok(()),
-            Err(e) => return Err(fail(what, e)),
-        };
-        let mut b = Batch::new(None);
-        b.del_rules(rules.iter().filter(|r| select(r)));
-        match b.commit(nl, what) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.errno == Errno::ENOENT => last = Some(e),
-            Err(e) => return Err(fail(what, e)),
-        }
-    }
-    Err(fail(what, last.map(|e| e.to_string()).unwrap_or_default()))
+    retry(
+        |e| fail(what, e),
+        || {
+            let rules = match nf::list_rules(nl, NFPROTO_INET, TABLE, Some(MASQ_CHAIN)) {
+                Ok(r) => r,
+                // nf_tables missing from the kernel: nothing of ours can exist.
+                Err(e) if e.is_unsupported() => return Ok(()),
+                Err(e) => return Err(e.into()),
+            };
+            let mut b = Batch::new(None);
+            b.del_rules(rules.iter().filter(|r| select(r)));
+            Ok(b.commit(nl, what)?)
+        },
+    )
 }
 
 /// Remove the attachment's rules (comment starts with its instance hash);

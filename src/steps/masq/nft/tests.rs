@@ -544,3 +544,56 @@ fn kernel_gc_of_thousands_of_rules_goes_through_in_several_transactions() {
         assert_base_intact(nl);
     });
 }
+
+#[test]
+fn kernel_teardowns_racing_over_a_big_table_survive_interrupted_dumps() {
+    // A dump of a big chain spans many datagrams; a commit by another
+    // teardown between two of them makes the kernel flag the dump
+    // interrupted (EINTR once the socket's own re-reads run out). Every
+    // teardown must still succeed: 8 workers, as a node's runtime might run.
+    let Some(ns) = TestNs::new("masqintr") else {
+        return;
+    };
+    const WORKERS: usize = 8;
+    const EACH: usize = 20;
+    const FILLER: usize = 1500;
+    let cid = |w: usize, i: usize| format!("w{w}c{i}");
+    ns.with_netfilter(|nl| {
+        setup_with(nl, &[], "intr", "eth0", "seed").unwrap();
+        let mut b = Batch::new(None);
+        for i in 0..FILLER {
+            let a = ip(&format!("10.{}.{}.2/24", 100 + i / 250, i % 250));
+            b.add_rule(&masq_rule(&a, &comment("filler", "eth0", &format!("f{i}"))));
+        }
+        for w in 0..WORKERS {
+            for i in 0..EACH {
+                let a = ip(&format!("10.50.{w}.{}/16", 2 + i));
+                b.add_rule(&masq_rule(&a, &comment("intr", "eth0", &cid(w, i))));
+            }
+        }
+        b.commit(nl, "plant").unwrap();
+    });
+    let netns = NetNs::open(&ns.path()).unwrap();
+    netns
+        .run(|| {
+            let barrier = Barrier::new(WORKERS);
+            std::thread::scope(|s| {
+                for w in 0..WORKERS {
+                    let barrier = &barrier;
+                    s.spawn(move || {
+                        let nl = Netlink::netfilter().unwrap();
+                        barrier.wait();
+                        for i in 0..EACH {
+                            teardown_with(&nl, "intr", "eth0", &cid(w, i))
+                                .unwrap_or_else(|e| panic!("{}: {}", cid(w, i), e.msg));
+                        }
+                    });
+                }
+            });
+            let nl = Netlink::netfilter().unwrap();
+            let left = masq_rules(&nl);
+            assert_eq!(left.len(), FILLER, "only the filler rules stay");
+            assert_base_intact(&nl);
+        })
+        .unwrap();
+}
