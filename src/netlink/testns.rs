@@ -59,6 +59,25 @@ impl TestNs {
         self.run(|| f(&Netlink::netfilter().expect("netfilter socket in test netns")))
     }
 
+    /// Run `f(0..n)` on `n` threads at once inside the namespace, each with
+    /// its own netfilter socket, released together by a barrier so their
+    /// transactions race (threads inherit the spawner's namespace).
+    pub fn in_parallel(&self, n: usize, f: impl Fn(usize, &Netlink) + Sync) {
+        self.run(|| {
+            let barrier = std::sync::Barrier::new(n);
+            std::thread::scope(|s| {
+                for i in 0..n {
+                    let (barrier, f) = (&barrier, &f);
+                    s.spawn(move || {
+                        let nl = Netlink::netfilter().expect("netfilter socket in test netns");
+                        barrier.wait();
+                        f(i, &nl);
+                    });
+                }
+            });
+        })
+    }
+
     /// Run a command inside the namespace (`ip netns exec`).
     pub fn exec(&self, args: &[&str]) -> Output {
         Command::new("ip")

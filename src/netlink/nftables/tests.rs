@@ -140,7 +140,9 @@ fn postrouting_rules() -> Vec<Rule> {
     ]
 }
 
-fn fixture_batch(b: &mut Batch) {
+/// The Go fixture's ruleset as one unpinned transaction.
+fn fixture_batch() -> Batch {
+    let mut b = Batch::new(None);
     b.add_table(&masq_table())
         .add_chain(&masq_checks())
         .add_chain(&postrouting())
@@ -148,21 +150,19 @@ fn fixture_batch(b: &mut Batch) {
     for r in postrouting_rules() {
         b.add_rule(&r);
     }
+    b
 }
 
 #[test]
 fn golden_fixture_transaction_matches_nft() {
-    let mut b = Batch::new(None);
-    fixture_batch(&mut b);
+    let b = fixture_batch();
     assert_eq!(b.len(), 7);
     assert_same_messages(&b.finish(0), include_str!("testdata/fixture.hex"));
 }
 
 #[test]
 fn only_the_last_operation_asks_for_an_ack() {
-    let mut b = Batch::new(None);
-    fixture_batch(&mut b);
-    let frames = b.finish(0);
+    let frames = fixture_batch().finish(0);
     assert_eq!(frames.acked_count(), 1);
     let msgs = split(frames.as_bytes());
     let acked: Vec<bool> = msgs
@@ -304,34 +304,31 @@ fn kernel_fixture_transaction_lists_like_go() {
     let Some(ns) = TestNs::new("nftfix") else {
         return;
     };
-    ns.run(|| {
-        let nl = Netlink::netfilter().unwrap();
-        let mut b = Batch::new(None);
-        fixture_batch(&mut b);
-        b.commit(&nl, "fixture").unwrap();
+    ns.with_netfilter(|nl| {
+        fixture_batch().commit(nl, "fixture").unwrap();
 
-        let t = get_table(&nl, NFPROTO_INET, T).unwrap().unwrap();
+        let t = get_table(nl, NFPROTO_INET, T).unwrap().unwrap();
         assert_eq!(t.comment.as_deref(), Some(TABLE_COMMENT.as_bytes()));
-        assert!(get_table(&nl, NFPROTO_INET, "nope").unwrap().is_none());
-        let chains = list_chains(&nl, NFPROTO_INET, T).unwrap();
+        assert!(get_table(nl, NFPROTO_INET, "nope").unwrap().is_none());
+        let chains = list_chains(nl, NFPROTO_INET, T).unwrap();
         let names: Vec<_> = chains.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["masq_checks", "postrouting"]);
         assert_eq!(chains[0].comment, masq_checks().comment);
         assert_eq!(chains[1].hook, postrouting().hook);
 
-        let rules = list_rules(&nl, NFPROTO_INET, T, None).unwrap();
+        let rules = list_rules(nl, NFPROTO_INET, T, None).unwrap();
         assert_eq!(rules.len(), 4);
         assert!(rules.iter().all(|r| r.handle.is_some()));
         assert!(rules[0].same_as(&fixture_masq_rule()), "{:?}", rules[0]);
         for (got, want) in rules[1..].iter().zip(postrouting_rules()) {
             assert!(got.same_as(&want), "{got:?}");
         }
-        let only = list_rules(&nl, NFPROTO_INET, T, Some("postrouting")).unwrap();
+        let only = list_rules(nl, NFPROTO_INET, T, Some("postrouting")).unwrap();
         assert_eq!(only.len(), 3);
-        assert!(list_rules(&nl, NFPROTO_INET, "nope", None)
+        assert!(list_rules(nl, NFPROTO_INET, "nope", None)
             .unwrap()
             .is_empty());
-        assert!(list_rules(&nl, NFPROTO_INET, T, Some("nope"))
+        assert!(list_rules(nl, NFPROTO_INET, T, Some("nope"))
             .unwrap()
             .is_empty());
     });
@@ -351,12 +348,9 @@ fn kernel_batch_errors_abort_the_whole_transaction() {
     let Some(ns) = TestNs::new("nftabort") else {
         return;
     };
-    ns.run(|| {
-        let nl = Netlink::netfilter().unwrap();
-        let mut b = Batch::new(None);
-        fixture_batch(&mut b);
-        b.commit(&nl, "fixture").unwrap();
-        let before = list_rules(&nl, NFPROTO_INET, T, None).unwrap();
+    ns.with_netfilter(|nl| {
+        fixture_batch().commit(nl, "fixture").unwrap();
+        let before = list_rules(nl, NFPROTO_INET, T, None).unwrap();
 
         // A good delete followed by a delete of a missing handle: ENOENT,
         // and the first delete must not have happened.
@@ -368,31 +362,31 @@ fn kernel_batch_errors_abort_the_whole_transaction() {
             "masq_checks",
             999_999,
         );
-        let e = b.commit(&nl, "delete").unwrap_err();
+        let e = b.commit(nl, "delete").unwrap_err();
         assert_eq!(e.errno, Errno::ENOENT, "{e}");
-        assert_eq!(list_rules(&nl, NFPROTO_INET, T, None).unwrap(), before);
+        assert_eq!(list_rules(nl, NFPROTO_INET, T, None).unwrap(), before);
 
         // The socket is still usable and in step: the next batch works.
         let mut b = Batch::new(None);
         b.del_rule(NFPROTO_INET, T, "masq_checks", h);
-        b.commit(&nl, "delete").unwrap();
-        assert_eq!(list_rules(&nl, NFPROTO_INET, T, None).unwrap().len(), 3);
+        b.commit(nl, "delete").unwrap();
+        assert_eq!(list_rules(nl, NFPROTO_INET, T, None).unwrap().len(), 3);
 
         // A stale generation: the kernel refuses the batch with ERESTART.
-        let g = genid(&nl).unwrap();
+        let g = genid(nl).unwrap();
         let mut b = Batch::new(None);
         b.add_rule(&fixture_masq_rule());
-        b.commit(&nl, "bump").unwrap();
-        assert_ne!(genid(&nl).unwrap(), g);
+        b.commit(nl, "bump").unwrap();
+        assert_ne!(genid(nl).unwrap(), g);
         let mut b = Batch::new(Some(g));
         b.add_rule(&fixture_masq_rule());
-        let e = b.commit(&nl, "stale").unwrap_err();
+        let e = b.commit(nl, "stale").unwrap_err();
         assert_eq!(e.errno, Errno::ERESTART, "{e}");
-        let mut b = Batch::new(Some(genid(&nl).unwrap()));
+        let mut b = Batch::new(Some(genid(nl).unwrap()));
         b.add_rule(&fixture_masq_rule());
-        b.commit(&nl, "fresh").unwrap();
+        b.commit(nl, "fresh").unwrap();
         assert_eq!(
-            list_rules(&nl, NFPROTO_INET, T, Some("masq_checks"))
+            list_rules(nl, NFPROTO_INET, T, Some("masq_checks"))
                 .unwrap()
                 .len(),
             2
@@ -402,7 +396,7 @@ fn kernel_batch_errors_abort_the_whole_transaction() {
         let mut b = Batch::new(None);
         b.add_rule(&Rule::new(NFPROTO_INET, T, "missing", vec![Expr::Masq]))
             .add_rule(&fixture_masq_rule());
-        let e = b.commit(&nl, "bad chain").unwrap_err();
+        let e = b.commit(nl, "bad chain").unwrap_err();
         assert_eq!(e.errno, Errno::ENOENT, "{e}");
     });
 }
@@ -412,15 +406,14 @@ fn kernel_spoofcheck_shape_and_chain_delete() {
     let Some(ns) = TestNs::new("nftbr") else {
         return;
     };
-    ns.run(|| {
-        let nl = Netlink::netfilter().unwrap();
+    ns.with_netfilter(|nl| {
         let mut b = Batch::new(None);
         spoof_base(&mut b);
         for r in spoof_rules() {
             b.add_rule(&r);
         }
-        b.commit(&nl, "spoof").unwrap();
-        let rules = list_rules(&nl, NFPROTO_BRIDGE, BR, None).unwrap();
+        b.commit(nl, "spoof").unwrap();
+        let rules = list_rules(nl, NFPROTO_BRIDGE, BR, None).unwrap();
         assert_eq!(rules.len(), 4);
         for (got, want) in rules.iter().zip(spoof_rules()) {
             assert!(got.same_as(&want), "{got:?}");
@@ -428,14 +421,14 @@ fn kernel_spoofcheck_shape_and_chain_delete() {
         // The chains are jumped to: deleting them alone is EBUSY.
         let mut b = Batch::new(None);
         b.del_chain(NFPROTO_BRIDGE, BR, MAC);
-        assert_eq!(b.commit(&nl, "x").unwrap_err().errno, Errno::EBUSY);
+        assert_eq!(b.commit(nl, "x").unwrap_err().errno, Errno::EBUSY);
         // Jump rule, then iface chain, then mac chain: one transaction.
         let mut b = Batch::new(None);
         b.del_rule(NFPROTO_BRIDGE, BR, "PREROUTING", rules[0].handle.unwrap())
             .del_chain(NFPROTO_BRIDGE, BR, IFACE)
             .del_chain(NFPROTO_BRIDGE, BR, MAC);
-        b.commit(&nl, "teardown").unwrap();
-        let names: Vec<_> = list_chains(&nl, NFPROTO_BRIDGE, BR)
+        b.commit(nl, "teardown").unwrap();
+        let names: Vec<_> = list_chains(nl, NFPROTO_BRIDGE, BR)
             .unwrap()
             .into_iter()
             .map(|c| c.name)

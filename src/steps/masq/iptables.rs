@@ -369,7 +369,6 @@ mod tests {
 mod kernel_tests {
     use super::*;
     use crate::netlink::testns::TestNs;
-    use crate::steps::netns::NetNs;
 
     #[test]
     fn kernel_iptables_backend_setup_and_teardown_without_ips() {
@@ -380,9 +379,7 @@ mod kernel_tests {
         let Some(ns) = TestNs::new("ipt") else {
             return;
         };
-        let run_in = |f: &(dyn Fn() -> Result<(), CniError> + Sync)| {
-            NetNs::open(&ns.path()).unwrap().run(f).unwrap().unwrap()
-        };
+        let run_in = |f: &(dyn Fn() -> Result<(), CniError> + Sync)| ns.run(f).unwrap();
         let ips: Vec<IpNet> = vec![
             "10.99.0.2/24".parse().unwrap(),
             "fd99::2/64".parse().unwrap(),

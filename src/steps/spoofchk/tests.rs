@@ -2,7 +2,6 @@
 
 use super::*;
 use crate::netlink::testns::TestNs;
-use crate::steps::netns::NetNs;
 
 const MAC: [u8; 6] = [0x02, 0x42, 0xac, 0x11, 0x00, 0x02];
 
@@ -148,39 +147,35 @@ fn kernel_gc_removes_only_provably_stale_attachments() {
     ] {
         ns.ok(&cmd.split(' ').collect::<Vec<_>>());
     }
-    NetNs::open(&ns.path())
-        .unwrap()
-        .run(|| {
-            let nl = Netlink::netfilter().unwrap();
-            let rt = Netlink::route().unwrap();
-            setup_with(&nl, "v0", MAC, "a0", "eth0").unwrap(); // br0, valid
-            setup_with(&nl, "v1", MAC, "a1", "eth0").unwrap(); // br0, not valid
-            setup_with(&nl, "v2", MAC, "a2", "eth0").unwrap(); // br1: another network
-            setup_with(&nl, "gone0", MAC, "a3", "eth0").unwrap(); // veth gone
-            let valid = [Attachment {
-                container_id: "a0".into(),
-                ifname: "eth0".into(),
-            }];
-            gc_with(&nl, &rt, "br0", &valid).unwrap();
-            assert_eq!(
-                chain_names(&nl),
-                [
-                    "PREROUTING",
-                    "cni-br-iface-a0-eth0",
-                    "cni-br-iface-a0-eth0-mac",
-                    "cni-br-iface-a2-eth0",
-                    "cni-br-iface-a2-eth0-mac"
-                ]
-            );
-            let refs: Vec<String> = nf::list_rules(&nl, NFPROTO_BRIDGE, TABLE, Some(BASE_CHAIN))
-                .unwrap()
-                .iter()
-                .filter_map(parse_jump)
-                .map(|f| f.ref_id)
-                .collect();
-            assert_eq!(refs, ["a0-eth0", "a2-eth0"]);
-        })
-        .unwrap();
+    ns.with_netfilter(|nl| {
+        let rt = Netlink::route().unwrap();
+        setup_with(nl, "v0", MAC, "a0", "eth0").unwrap(); // br0, valid
+        setup_with(nl, "v1", MAC, "a1", "eth0").unwrap(); // br0, not valid
+        setup_with(nl, "v2", MAC, "a2", "eth0").unwrap(); // br1: another network
+        setup_with(nl, "gone0", MAC, "a3", "eth0").unwrap(); // veth gone
+        let valid = [Attachment {
+            container_id: "a0".into(),
+            ifname: "eth0".into(),
+        }];
+        gc_with(nl, &rt, "br0", &valid).unwrap();
+        assert_eq!(
+            chain_names(nl),
+            [
+                "PREROUTING",
+                "cni-br-iface-a0-eth0",
+                "cni-br-iface-a0-eth0-mac",
+                "cni-br-iface-a2-eth0",
+                "cni-br-iface-a2-eth0-mac"
+            ]
+        );
+        let refs: Vec<String> = nf::list_rules(nl, NFPROTO_BRIDGE, TABLE, Some(BASE_CHAIN))
+            .unwrap()
+            .iter()
+            .filter_map(parse_jump)
+            .map(|f| f.ref_id)
+            .collect();
+        assert_eq!(refs, ["a0-eth0", "a2-eth0"]);
+    });
 }
 
 #[test]
@@ -217,14 +212,8 @@ fn kernel_spoofed_source_mac_is_dropped() {
     // A UDP datagram from the container to the bridge address.
     let probe = || -> bool {
         use std::net::UdpSocket;
-        let rx = NetNs::open(&h.path())
-            .unwrap()
-            .run(|| UdpSocket::bind("10.99.5.1:5556").unwrap())
-            .unwrap();
-        let tx = NetNs::open(&c.path())
-            .unwrap()
-            .run(|| UdpSocket::bind("10.99.5.2:0").unwrap())
-            .unwrap();
+        let rx = h.run(|| UdpSocket::bind("10.99.5.1:5556").unwrap());
+        let tx = c.run(|| UdpSocket::bind("10.99.5.2:0").unwrap());
         rx.set_read_timeout(Some(std::time::Duration::from_millis(700)))
             .unwrap();
         let mut buf = [0u8; 16];

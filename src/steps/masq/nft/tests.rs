@@ -2,8 +2,6 @@
 
 use super::*;
 use crate::netlink::testns::TestNs;
-use crate::steps::netns::NetNs;
-use std::sync::Barrier;
 
 const FIXTURE_COMMENT: &str =
     "94e950eda4a870e6-9e3ad078d934914f, net: fixture, if: eth0, id: fixture0001";
@@ -208,53 +206,35 @@ fn kernel_32_parallel_setups_and_teardowns_lose_nothing() {
         return;
     };
     const N: usize = 32;
-    let netns = NetNs::open(&ns.path()).unwrap();
-    netns
-        .run(|| {
-            // Threads spawned here inherit the namespace; each opens its own
-            // socket. The table does not exist yet: every first ADD races.
-            let barrier = Barrier::new(N);
-            std::thread::scope(|s| {
-                for i in 0..N {
-                    let barrier = &barrier;
-                    s.spawn(move || {
-                        let nl = Netlink::netfilter().unwrap();
-                        barrier.wait();
-                        let addr = ip(&format!("10.77.{}.{}/16", i / 200, 2 + i % 200));
-                        setup_with(&nl, &[addr], "par", "eth0", &format!("ctr{i:03}")).unwrap();
-                    });
-                }
-            });
-            let nl = Netlink::netfilter().unwrap();
-            let rules = masq_rules(&nl);
-            assert_eq!(rules.len(), N);
-            for i in 0..N {
-                let c = comment("par", "eth0", &format!("ctr{i:03}"));
-                assert_eq!(
-                    rules
-                        .iter()
-                        .filter(|r| r.comment.as_ref() == Some(&c))
-                        .count(),
-                    1,
-                    "ctr{i:03}"
-                );
-            }
-            assert_base_intact(&nl);
+    // The table does not exist yet: every first ADD races.
+    ns.in_parallel(N, |i, nl| {
+        let addr = ip(&format!("10.77.{}.{}/16", i / 200, 2 + i % 200));
+        setup_with(nl, &[addr], "par", "eth0", &format!("ctr{i:03}")).unwrap();
+    });
+    ns.with_netfilter(|nl| {
+        let rules = masq_rules(nl);
+        assert_eq!(rules.len(), N);
+        for i in 0..N {
+            let c = comment("par", "eth0", &format!("ctr{i:03}"));
+            assert_eq!(
+                rules
+                    .iter()
+                    .filter(|r| r.comment.as_ref() == Some(&c))
+                    .count(),
+                1,
+                "ctr{i:03}"
+            );
+        }
+        assert_base_intact(nl);
+    });
 
-            std::thread::scope(|s| {
-                for i in 0..N {
-                    let barrier = &barrier;
-                    s.spawn(move || {
-                        let nl = Netlink::netfilter().unwrap();
-                        barrier.wait();
-                        teardown_with(&nl, "par", "eth0", &format!("ctr{i:03}")).unwrap();
-                    });
-                }
-            });
-            assert!(masq_rules(&nl).is_empty());
-            assert_base_intact(&nl);
-        })
-        .unwrap();
+    ns.in_parallel(N, |i, nl| {
+        teardown_with(nl, "par", "eth0", &format!("ctr{i:03}")).unwrap();
+    });
+    ns.with_netfilter(|nl| {
+        assert!(masq_rules(nl).is_empty());
+        assert_base_intact(nl);
+    });
 }
 
 /// Host netns H between a container netns C (10.99.0.2/24 behind h0) and an
@@ -316,14 +296,8 @@ fn topology(tag: &str) -> Option<(TestNs, TestNs, TestNs)> {
 fn probe(c: &TestNs, o: &TestNs) -> (std::net::IpAddr, bool) {
     use std::net::UdpSocket;
     use std::time::Duration;
-    let rx = NetNs::open(&o.path())
-        .unwrap()
-        .run(|| UdpSocket::bind("192.0.2.2:5555").unwrap())
-        .unwrap();
-    let tx = NetNs::open(&c.path())
-        .unwrap()
-        .run(|| UdpSocket::bind("0.0.0.0:0").unwrap())
-        .unwrap();
+    let rx = o.run(|| UdpSocket::bind("192.0.2.2:5555").unwrap());
+    let tx = c.run(|| UdpSocket::bind("0.0.0.0:0").unwrap());
     rx.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     tx.set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
@@ -573,27 +547,14 @@ fn kernel_teardowns_racing_over_a_big_table_survive_interrupted_dumps() {
         }
         b.commit(nl, "plant").unwrap();
     });
-    let netns = NetNs::open(&ns.path()).unwrap();
-    netns
-        .run(|| {
-            let barrier = Barrier::new(WORKERS);
-            std::thread::scope(|s| {
-                for w in 0..WORKERS {
-                    let barrier = &barrier;
-                    s.spawn(move || {
-                        let nl = Netlink::netfilter().unwrap();
-                        barrier.wait();
-                        for i in 0..EACH {
-                            teardown_with(&nl, "intr", "eth0", &cid(w, i))
-                                .unwrap_or_else(|e| panic!("{}: {}", cid(w, i), e.msg));
-                        }
-                    });
-                }
-            });
-            let nl = Netlink::netfilter().unwrap();
-            let left = masq_rules(&nl);
-            assert_eq!(left.len(), FILLER, "only the filler rules stay");
-            assert_base_intact(&nl);
-        })
-        .unwrap();
+    ns.in_parallel(WORKERS, |w, nl| {
+        for i in 0..EACH {
+            teardown_with(nl, "intr", "eth0", &cid(w, i))
+                .unwrap_or_else(|e| panic!("{}: {}", cid(w, i), e.msg));
+        }
+    });
+    ns.with_netfilter(|nl| {
+        assert_eq!(masq_rules(nl).len(), FILLER, "only the filler rules stay");
+        assert_base_intact(nl);
+    });
 }
