@@ -10,6 +10,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// The shared reference fixtures (Go's listings and caches), when this
+/// checkout sits beside them; tests that need them skip without.
+pub fn reference_fixtures() -> Option<std::path::PathBuf> {
+    [
+        std::path::PathBuf::from("/work/shared/reference/fixtures"),
+        std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/reference/fixtures"
+        )),
+    ]
+    .into_iter()
+    .find(|p| p.join("goref-head-ptp-nftmasq.nft").exists())
+}
+
 /// A named network namespace under /run/netns.
 pub struct TestNs {
     pub name: String,

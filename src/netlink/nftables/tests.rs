@@ -4,7 +4,7 @@
 use super::expr::{addr_match, ether_saddr_eq, iifname_eq, nfproto};
 use super::*;
 use crate::netlink::consts::NLM_F_ACK;
-use crate::netlink::testns::TestNs;
+use crate::netlink::testns::{reference_fixtures, TestNs};
 
 const T: &str = "cni_plugins_masquerade";
 const TABLE_COMMENT: &str = "Masquerading for plugins from github.com/containernetworking/plugins";
@@ -289,13 +289,8 @@ fn comment_udata_round_trips_and_tolerates_junk() {
 // ---- kernel tests ----------------------------------------------------------
 
 fn fixture_text() -> String {
-    std::fs::read_to_string("/work/shared/reference/fixtures/goref-head-ptp-nftmasq.nft")
-        .or_else(|_| {
-            std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../shared/reference/fixtures/goref-head-ptp-nftmasq.nft"
-            ))
-        })
+    reference_fixtures()
+        .and_then(|d| std::fs::read_to_string(d.join("goref-head-ptp-nftmasq.nft")).ok())
         .unwrap_or_default()
 }
 

@@ -1,22 +1,10 @@
 //! Kernel tests of the nf_tables masquerade backend, in throwaway netns.
 
 use super::*;
-use crate::netlink::testns::TestNs;
+use crate::netlink::testns::{reference_fixtures, TestNs};
 
 const FIXTURE_COMMENT: &str =
     "94e950eda4a870e6-9e3ad078d934914f, net: fixture, if: eth0, id: fixture0001";
-
-fn fixture_dir() -> Option<std::path::PathBuf> {
-    [
-        std::path::PathBuf::from("/work/shared/reference/fixtures"),
-        std::path::PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/reference/fixtures"
-        )),
-    ]
-    .into_iter()
-    .find(|p| p.join("goref-head-ptp-nftmasq.nft").exists())
-}
 
 fn ip(s: &str) -> IpNet {
     s.parse().unwrap()
@@ -73,7 +61,7 @@ fn kernel_setup_lists_like_the_go_fixture() {
         setup_with(nl, &[ip("10.99.0.2/24")], "fixture", "eth0", "fixture0001").unwrap();
         assert_base_intact(nl);
     });
-    let (Some(dir), true) = (fixture_dir(), TestNs::have_nft()) else {
+    let (Some(dir), true) = (reference_fixtures(), TestNs::have_nft()) else {
         eprintln!("no fixture or no nft: skipping the listing comparison");
         return;
     };
@@ -107,7 +95,7 @@ fn kernel_setup_lists_like_the_go_fixture() {
 }
 
 fn plant_fixture() -> Option<TestNs> {
-    let dir = fixture_dir()?;
+    let dir = reference_fixtures()?;
     if !TestNs::have_nft() {
         eprintln!("no nft: cannot plant the Go fixture");
         return None;
