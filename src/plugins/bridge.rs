@@ -210,9 +210,6 @@ fn settings(req: &Request) -> Result<Settings, CniError> {
     })
 }
 
-/// nf_tables names are at most 255 bytes (NFT_NAME_MAXLEN - 1).
-const NFT_NAME_MAX: usize = 255;
-
 fn add(req: &Request) -> Result<CniResult, CniError> {
     let s = settings(req)?;
     // Only ADD needs the backend to be usable; DEL, CHECK, STATUS and GC
@@ -223,14 +220,8 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
     // macspoofchk names chains after the attachment: a name the kernel
     // would refuse fails here, before any change (ADD only: DEL of such an
     // attachment has nothing to remove and must succeed).
-    if s.conf.macspoofchk
-        && spoofchk::mac_chain(&req.container_id, &req.ifname).len() > NFT_NAME_MAX
-    {
-        return Err(CniError::env(format!(
-            "CNI_CONTAINERID: a container ID of {} bytes is too long for macspoofchk's nftables chain names (at most {} bytes with CNI_IFNAME)",
-            req.container_id.len(),
-            NFT_NAME_MAX - spoofchk::mac_chain("", &req.ifname).len()
-        )));
+    if s.conf.macspoofchk {
+        spoofchk::check_names(&req.container_id, &req.ifname)?;
     }
     let ns = NetNs::open(&req.netns)?;
     let cont_nl = ns.netlink()?;
@@ -239,7 +230,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
     // IPAM before the first change to the node (the reference runs it after
     // making the bridge and the veth): a bad IPAM config then changes
     // nothing, and the addresses are released again if a later step fails.
-    let alloc = if s.ipam.is_empty() {
+    let mut alloc = if s.ipam.is_empty() {
         None
     } else {
         let a = ipam::Allocation::new(req, &s.ipam)?;
@@ -318,7 +309,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
     }
 
     fault::point("bridge:after-spoofchk")?;
-    match &alloc {
+    match &mut alloc {
         None => {
             if !s.conf.disable_container_iface {
                 cont_nl.link_set_up(pair.container.index, true)?;
@@ -332,7 +323,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
             &host_nl,
             &bridge,
             &pair.container,
-            &alloc.result,
+            std::mem::take(&mut alloc.result),
             &mut result,
             &mut undo,
         )?,
@@ -368,13 +359,13 @@ fn configure_l3<'a>(
     host_nl: &'a Netlink,
     bridge: &crate::netlink::link::Link,
     container: &crate::netlink::link::Link,
-    ipam_result: &CniResult,
+    ipam_result: CniResult,
     result: &mut CniResult,
     undo: &mut Undo<'a>,
 ) -> Result<(), CniError> {
-    result.ips = ipam_result.ips.clone();
-    result.routes = ipam_result.routes.clone();
-    result.dns = ipam_result.dns.clone();
+    result.ips = ipam_result.ips;
+    result.routes = ipam_result.routes;
+    result.dns = ipam_result.dns;
     if result.ips.is_empty() {
         return Err(CniError::internal("IPAM plugin returned missing IP config"));
     }
@@ -387,16 +378,12 @@ fn configure_l3<'a>(
             sysctl::iface_path("ipv6", ifname, "enhanced_dad"),
             "1".to_string(),
         ));
-        sysctls.push((
-            sysctl::iface_path("ipv6", ifname, "accept_dad"),
-            "1".to_string(),
-        ));
-    } else {
-        sysctls.push((
-            sysctl::iface_path("ipv6", ifname, "accept_dad"),
-            "0".to_string(),
-        ));
     }
+    let accept_dad = if s.conf.enabledad { "1" } else { "0" };
+    sysctls.push((
+        sysctl::iface_path("ipv6", ifname, "accept_dad"),
+        accept_dad.to_string(),
+    ));
     sysctls.push((
         sysctl::iface_path("ipv4", ifname, "arp_notify"),
         "1".to_string(),
@@ -424,10 +411,7 @@ fn configure_l3<'a>(
         for gw in &gateways {
             br::ensure_gateway(host_nl, &target, *gw, s.conf.force_address)?;
         }
-        let v4 = gateways.iter().any(|g| g.addr().is_ipv4());
-        let v6 = gateways.iter().any(|g| !g.addr().is_ipv4());
-        sysctl::enable_forwarding(v4, v6)
-            .map_err(|e| CniError::internal(format!("failed to enable forwarding: {e}")))?;
+        sysctl::enable_forwarding(gateways.iter().map(|g| g.addr()))?;
     }
 
     if s.conf.ip_masq {

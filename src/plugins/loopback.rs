@@ -66,13 +66,8 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
 }
 
 fn del(req: &Request) -> Result<(), CniError> {
-    if req.netns.is_empty() {
+    let Some(ns) = NetNs::open_for_del(&req.netns)? else {
         return Ok(());
-    }
-    let ns = match NetNs::open(&req.netns) {
-        Ok(ns) => ns,
-        Err(e) if e.is_not_exist() => return Ok(()),
-        Err(e) => return Err(e.into()),
     };
     let nl = ns.netlink()?;
     match nl.link_set_up(LOOPBACK_IFINDEX, false) {

@@ -68,10 +68,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
         })?;
         gateways.push(gw);
     }
-    let v4 = result.ips.iter().any(|ip| ip.is_v4());
-    let v6 = result.ips.iter().any(|ip| !ip.is_v4());
-    sysctl::enable_forwarding(v4, v6)
-        .map_err(|e| CniError::internal(format!("failed to enable forwarding: {e}")))?;
+    sysctl::enable_forwarding(result.ips.iter().map(|ip| ip.address.addr()))?;
 
     let mut undo = Undo::new();
     let pair = veth::create(

@@ -11,6 +11,7 @@ use crate::netlink::consts::{AF_INET, AF_INET6, IFA_F_NODAD, IF_OPER_UP};
 use crate::netlink::link::Link;
 use crate::netlink::Netlink;
 use ipnet::IpNet;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Create the bridge if missing (EEXIST is fine: a concurrent ADD made it),
@@ -164,10 +165,9 @@ pub fn ensure_gateway(nl: &Netlink, link: &Link, gw: IpNet, force: bool) -> Resu
     // already, and a second network's address listed after it is left
     // alone); a different IPv4 address, or an overlapping IPv6 one, before
     // it is replaced (forceAddress) or refused.
-    for a in existing
-        .iter()
-        .filter(|a| !a.net.addr().is_unicast_link_local_compat())
-    {
+    // IPv6 link-local addresses (fe80::/10) never count as gateways.
+    let link_local = |a: IpAddr| matches!(a, IpAddr::V6(v6) if v6.is_unicast_link_local());
+    for a in existing.iter().filter(|a| !link_local(a.net.addr())) {
         if a.net == gw {
             return Ok(());
         }
@@ -204,20 +204,6 @@ pub fn ensure_gateway(nl: &Netlink, link: &Link, gw: IpNet, force: bool) -> Resu
     nl.link_set_mac(link.index, &current.mac)
         .map_err(|e| CniError::internal(format!("could not set bridge's mac: {e}")))?;
     Ok(())
-}
-
-/// IPv6 link-local addresses (fe80::/10) never count as gateways.
-trait LinkLocal {
-    fn is_unicast_link_local_compat(&self) -> bool;
-}
-
-impl LinkLocal for std::net::IpAddr {
-    fn is_unicast_link_local_compat(&self) -> bool {
-        match self {
-            std::net::IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80,
-            std::net::IpAddr::V4(_) => false,
-        }
-    }
 }
 
 /// Wait until a port is operationally up, polling with a short backoff

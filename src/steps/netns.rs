@@ -96,6 +96,20 @@ impl NetNs {
         })
     }
 
+    /// [`open`](Self::open) for DEL: an empty path or one that no longer
+    /// exists is `None` (the namespace is gone, and with it everything in
+    /// it), not an error.
+    pub fn open_for_del(path: &str) -> Result<Option<NetNs>, CniError> {
+        if path.is_empty() {
+            return Ok(None);
+        }
+        match NetNs::open(path) {
+            Ok(ns) => Ok(Some(ns)),
+            Err(e) if e.is_not_exist() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The namespace of the calling thread.
     pub fn current() -> Result<NetNs, NsError> {
         Self::open("/proc/thread-self/ns/net")

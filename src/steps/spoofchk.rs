@@ -57,6 +57,22 @@ pub fn mac_chain(container_id: &str, ifname: &str) -> String {
     mac_chain_of(&iface_chain(container_id, ifname))
 }
 
+/// nf_tables names are at most 255 bytes (NFT_NAME_MAXLEN - 1).
+const NFT_NAME_MAX: usize = 255;
+
+/// Would the kernel accept the chain names of attachment (`container_id`,
+/// `ifname`)? The longest is [`mac_chain`]'s.
+pub fn check_names(container_id: &str, ifname: &str) -> Result<(), CniError> {
+    if mac_chain(container_id, ifname).len() <= NFT_NAME_MAX {
+        return Ok(());
+    }
+    Err(CniError::env(format!(
+        "CNI_CONTAINERID: a container ID of {} bytes is too long for macspoofchk's nftables chain names (at most {} bytes with CNI_IFNAME)",
+        container_id.len(),
+        NFT_NAME_MAX - mac_chain("", ifname).len()
+    )))
+}
+
 /// `macspoofchk-<cid>-<ifname>`.
 pub fn comment(container_id: &str, ifname: &str) -> String {
     comment_of(&ref_id(container_id, ifname))

@@ -6,7 +6,9 @@
 //! names with dots (`eth0.100`) need no escaping (the dotted `sysctl -w`
 //! notation would be ambiguous).
 
+use crate::cni::CniError;
 use std::io;
+use std::net::IpAddr;
 
 /// `/proc/sys/net/<family>/conf/<ifname>/<key>`.
 pub fn iface_path(family: &str, ifname: &str, key: &str) -> String {
@@ -32,13 +34,18 @@ pub fn write(path: &str, value: &str) -> io::Result<()> {
     std::fs::write(path, value).map_err(|e| io::Error::new(e.kind(), format!("write {path}: {e}")))
 }
 
-/// Enable IP forwarding for the families in use (Go's `ip.EnableForward`).
-pub fn enable_forwarding(v4: bool, v6: bool) -> io::Result<()> {
-    if v4 {
-        ensure("/proc/sys/net/ipv4/ip_forward", "1")?;
-    }
-    if v6 {
-        ensure("/proc/sys/net/ipv6/conf/all/forwarding", "1")?;
+/// Enable IP forwarding for the families of `addrs` (Go's
+/// `ip.EnableForward`).
+pub fn enable_forwarding(addrs: impl IntoIterator<Item = IpAddr>) -> Result<(), CniError> {
+    let addrs: Vec<IpAddr> = addrs.into_iter().collect();
+    for (is_v4, path) in [
+        (true, "/proc/sys/net/ipv4/ip_forward"),
+        (false, "/proc/sys/net/ipv6/conf/all/forwarding"),
+    ] {
+        if addrs.iter().any(|a| a.is_ipv4() == is_v4) {
+            ensure(path, "1")
+                .map_err(|e| CniError::internal(format!("failed to enable forwarding: {e}")))?;
+        }
     }
     Ok(())
 }

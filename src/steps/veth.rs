@@ -130,13 +130,8 @@ fn lookup_pair(
 /// the addresses and routes on it, goes too. An empty or missing netns path,
 /// or a missing link, is success (DEL is idempotent).
 pub fn delete(netns: &str, ifname: &str) -> Result<(), CniError> {
-    if netns.is_empty() {
+    let Some(ns) = NetNs::open_for_del(netns)? else {
         return Ok(());
-    }
-    let ns = match NetNs::open(netns) {
-        Ok(ns) => ns,
-        Err(e) if e.is_not_exist() => return Ok(()),
-        Err(e) => return Err(e.into()),
     };
     let nl = ns.netlink()?;
     if let Some(link) = nl.link_by_name(ifname)? {

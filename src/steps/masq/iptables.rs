@@ -248,15 +248,9 @@ pub fn teardown(nl: Option<&Netlink>, network: &str, container_id: &str) -> Resu
             // chain spares us running the binary.
             continue;
         }
-        if let Err(e) = teardown_family(&bin, &chain) {
-            errs.push(e.msg);
-        }
+        errs.extend(teardown_family(&bin, &chain).err());
     }
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(CniError::internal(errs.join("; ")))
-    }
+    CniError::combine(errs)
 }
 
 /// Is this iptables the nf_tables flavour (Debian's alternatives point

@@ -129,11 +129,7 @@ pub fn teardown_on(
         Some(nl) => nft::teardown_with(nl, network, ifname, container_id),
         None => Ok(()),
     };
-    match (nft, ipt) {
-        (Ok(()), Ok(())) => Ok(()),
-        (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
-        (Err(a), Err(b)) => Err(CniError::internal(format!("{}; {}", a.msg, b.msg))),
-    }
+    CniError::combine(nft.err().into_iter().chain(ipt.err()).collect())
 }
 
 /// Remove masquerade rules of `network` whose attachment is not in `valid`
@@ -146,10 +142,11 @@ pub fn gc(network: &str, valid: &[Attachment]) -> Result<(), CniError> {
 /// The first `n` hex characters of SHA-512(`s`) (Go's
 /// `utils.MustFormatHashWithPrefix(n, "", s)`).
 pub(crate) fn sha512_hex(s: &str, n: usize) -> String {
+    use std::fmt::Write;
     let digest = Sha512::digest(s.as_bytes());
     let mut out = String::with_capacity(128);
     for b in digest.iter() {
-        out.push_str(&format!("{b:02x}"));
+        let _ = write!(out, "{b:02x}");
     }
     out.truncate(n);
     out

@@ -64,9 +64,14 @@ pub fn instance_hash(network: &str, ifname: &str, container_id: &str) -> String 
 /// The rule comment, exactly as Go writes it: quotes removed from the
 /// names, cut to 128 bytes (bytes, as Go slices the string).
 pub fn comment(network: &str, ifname: &str, container_id: &str) -> Vec<u8> {
+    let hash = instance_hash(network, ifname, container_id);
+    comment_with_hash(&hash, network, ifname, container_id)
+}
+
+/// [`comment`] for an instance hash the caller already has.
+fn comment_with_hash(hash: &str, network: &str, ifname: &str, container_id: &str) -> Vec<u8> {
     let s = format!(
-        "{}, net: {}, if: {}, id: {}",
-        instance_hash(network, ifname, container_id),
+        "{hash}, net: {}, if: {}, id: {}",
         network.replace('"', ""),
         ifname.replace('"', ""),
         container_id.replace('"', "")
@@ -226,8 +231,9 @@ pub fn setup_with(
     ifname: &str,
     container_id: &str,
 ) -> Result<(), CniError> {
-    let comment = comment(network, ifname, container_id);
-    let prefix = instance_hash(network, ifname, container_id).into_bytes();
+    let hash = instance_hash(network, ifname, container_id);
+    let comment = comment_with_hash(&hash, network, ifname, container_id);
+    let prefix = hash.into_bytes();
     let wanted: Vec<Rule> = ips.iter().map(|ip| masq_rule(ip, &comment)).collect();
 
     // The usual case, in two round trips: one dump of the table's rules
