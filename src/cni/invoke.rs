@@ -10,7 +10,6 @@ use super::json;
 use super::result::CniResult;
 use super::skel::{self, Output, Plugin};
 use std::io::{Read, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -86,9 +85,7 @@ impl Invoker {
     /// The applet to run in-process for `path`, if `path` is this executable.
     fn in_process_applet(&self, plugin_type: &str, path: &Path) -> Option<&'static Plugin> {
         let lookup = self.in_process?;
-        let me = std::fs::metadata("/proc/self/exe").ok()?;
-        let it = std::fs::metadata(path).ok()?;
-        if me.dev() == it.dev() && me.ino() == it.ino() {
+        if super::same_file("/proc/self/exe", path) {
             lookup(plugin_type)
         } else {
             None

@@ -167,12 +167,8 @@ struct IpConfig02 {
     routes: Vec<Route>,
 }
 
-fn family_versions(f: Family) -> &'static [&'static str] {
-    match f {
-        Family::V02 => &["0.1.0", "0.2.0"],
-        Family::V04 => &["0.3.0", "0.3.1", "0.4.0"],
-        Family::V1 => &["1.0.0", "1.1.0"],
-    }
+fn unsupported_version(version: &str) -> CniError {
+    CniError::new(1, format!("unsupported CNI result version {version:?}"))
 }
 
 impl CniResult {
@@ -180,15 +176,22 @@ impl CniResult {
     /// `create.Create(version, bytes)`): the document's own `cniVersion` must
     /// belong to that family.
     pub fn parse_as(value: &GoValue, as_version: &str) -> Result<CniResult, CniError> {
-        let fam = version::family(as_version).ok_or_else(|| {
-            CniError::new(1, format!("unsupported CNI result version {as_version:?}"))
-        })?;
+        Self::parse_owned(value.clone(), as_version)
+    }
+
+    /// [`parse_as`](Self::parse_as), consuming a value the caller owns.
+    fn parse_owned(value: GoValue, as_version: &str) -> Result<CniResult, CniError> {
+        let fam = version::family(as_version).ok_or_else(|| unsupported_version(as_version))?;
         let doc_version = match value.get("cniVersion") {
             Some(GoValue::String(s)) => s.clone(),
             _ => String::new(),
         };
-        let allowed = family_versions(fam);
-        if !allowed.contains(&doc_version.as_str()) {
+        if version::family(&doc_version) != Some(fam) {
+            let allowed: Vec<&str> = version::ALL
+                .iter()
+                .copied()
+                .filter(|v| version::family(v) == Some(fam))
+                .collect();
             return Err(CniError::decode(format!(
                 "result type supports [{}] but unmarshalled CNIVersion is {doc_version:?}",
                 allowed.join(" ")
@@ -197,7 +200,7 @@ impl CniResult {
         let bad = |e: json::DecodeError| CniError::decode(format!("failed to parse result: {e}"));
         let r = match fam {
             Family::V1 => {
-                let w: Wire1 = json::from_value(value.clone()).map_err(bad)?;
+                let w: Wire1 = json::from_value(value).map_err(bad)?;
                 CniResult {
                     cni_version: w.cni_version,
                     interfaces: w.interfaces,
@@ -207,7 +210,7 @@ impl CniResult {
                 }
             }
             Family::V04 => {
-                let w: Wire04 = json::from_value(value.clone()).map_err(bad)?;
+                let w: Wire04 = json::from_value(value).map_err(bad)?;
                 CniResult {
                     cni_version: w.cni_version,
                     interfaces: w
@@ -226,7 +229,7 @@ impl CniResult {
                 }
             }
             Family::V02 => {
-                let w: Wire02 = json::from_value(value.clone()).map_err(bad)?;
+                let w: Wire02 = json::from_value(value).map_err(bad)?;
                 let mut r = CniResult {
                     cni_version: w.cni_version,
                     dns: w.dns,
@@ -257,7 +260,7 @@ impl CniResult {
         };
         let mut value = value;
         value.set("cniVersion", GoValue::String(v.clone()));
-        Self::parse_as(&value, &v)
+        Self::parse_owned(value, &v)
     }
 
     // ---- printing ------------------------------------------------------------
@@ -268,18 +271,21 @@ impl CniResult {
             Some(Family::V1) => Ok(json::to_go_pretty(&self.to_v1_value(version))),
             Some(Family::V04) => Ok(json::to_go_pretty(&self.to_v04(version))),
             Some(Family::V02) => Ok(json::to_go_pretty(&self.to_v02(version)?)),
-            None => Err(CniError::new(
-                1,
-                format!("unsupported CNI result version {version:?}"),
-            )),
+            None => Err(unsupported_version(version)),
         }
     }
 
     /// The result as a JSON value in `version` (for prevResult injection and
-    /// the result cache).
+    /// the result cache). The value's maps are sorted, as the printed
+    /// result parsed back would be.
     pub fn to_version_value(&self, version: &str) -> Result<serde_json::Value, CniError> {
-        let s = self.to_version_string(version)?;
-        serde_json::from_str(&s).map_err(|e| CniError::internal(e.to_string()))
+        let value = match version::family(version) {
+            Some(Family::V1) => return Ok(self.to_v1_value(version)),
+            Some(Family::V04) => serde_json::to_value(self.to_v04(version)),
+            Some(Family::V02) => serde_json::to_value(self.to_v02(version)?),
+            None => return Err(unsupported_version(version)),
+        };
+        value.map_err(|e| CniError::internal(e.to_string()))
     }
 
     /// 1.x: Go re-marshals the result through a map, so keys are sorted at
@@ -541,6 +547,18 @@ mod tests {
             routes: vec![Route::new("0.0.0.0/0".parse().unwrap(), None)],
             dns: Dns::default(),
         }
+    }
+
+    #[test]
+    fn the_value_form_is_the_printed_result_parsed_back_in_every_version() {
+        let mut r = sample();
+        r.dns.nameservers = vec!["10.1.0.1".into()];
+        for v in version::ALL {
+            let printed: serde_json::Value =
+                serde_json::from_str(&r.to_version_string(v).unwrap()).unwrap();
+            assert_eq!(r.to_version_value(v).unwrap(), printed, "{v}");
+        }
+        assert_eq!(r.to_version_value("9.9.9").unwrap_err().code, 1);
     }
 
     #[test]

@@ -94,14 +94,7 @@ pub fn read_bounded(r: &mut dyn Read, limit: usize) -> Result<Vec<u8>, CniError>
 
 /// Is `path` the network namespace this process runs in?
 fn is_own_netns(path: &str) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let (Ok(a), Ok(b)) = (
-        std::fs::metadata(path),
-        std::fs::metadata("/proc/self/ns/net"),
-    ) else {
-        return false;
-    };
-    a.dev() == b.dev() && a.ino() == b.ino()
+    super::same_file(path, "/proc/self/ns/net")
 }
 
 /// Run one plugin invocation. `stderr` receives the "about" text when no

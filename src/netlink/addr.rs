@@ -119,15 +119,7 @@ impl Netlink {
     /// Delete an address; one that is already gone is success.
     pub fn addr_del(&self, index: u32, net: &IpNet) -> Result<(), NlError> {
         let what = format!("delete address {net} from link #{index}");
-        match self.request(
-            &what,
-            RTM_DELADDR,
-            0,
-            addr_request(index, net, 0).as_bytes(),
-        ) {
-            Err(e) if e.is_gone() => Ok(()),
-            r => r,
-        }
+        self.request_delete(&what, RTM_DELADDR, addr_request(index, net, 0).as_bytes())
     }
 
     /// Addresses of one link (index > 0) or all links, of one family

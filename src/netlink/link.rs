@@ -305,25 +305,14 @@ impl Netlink {
     /// Delete a link by index. A link that is already gone is success.
     pub fn link_del(&self, index: u32) -> Result<(), NlError> {
         let m = Msg::with_header(&ifinfomsg(AF_UNSPEC, index, 0, 0));
-        match self.request(
-            &format!("delete link #{index}"),
-            RTM_DELLINK,
-            0,
-            m.as_bytes(),
-        ) {
-            Err(e) if e.is_gone() => Ok(()),
-            r => r,
-        }
+        self.request_delete(&format!("delete link #{index}"), RTM_DELLINK, m.as_bytes())
     }
 
     /// Delete a link by name. A link that is already gone is success.
     pub fn link_del_by_name(&self, name: &str) -> Result<(), NlError> {
         let mut m = Msg::with_header(&ifinfomsg(AF_UNSPEC, 0, 0, 0));
         m.put_str(IFLA_IFNAME, name);
-        match self.request(&format!("delete link {name}"), RTM_DELLINK, 0, m.as_bytes()) {
-            Err(e) if e.is_gone() => Ok(()),
-            r => r,
-        }
+        self.request_delete(&format!("delete link {name}"), RTM_DELLINK, m.as_bytes())
     }
 }
 

@@ -70,15 +70,11 @@ impl Netlink {
 
     pub fn neigh_del(&self, index: u32, ip: &IpAddr) -> Result<(), NlError> {
         let m = neigh_request(index, ip, None, 0);
-        match self.request(
+        self.request_delete(
             &format!("delete neighbour {ip}"),
             RTM_DELNEIGH,
-            0,
             m.as_bytes(),
-        ) {
-            Err(e) if e.is_gone() => Ok(()),
-            r => r,
-        }
+        )
     }
 
     pub fn neighs(&self, family: u8) -> Result<Vec<Neigh>, NlError> {

@@ -60,11 +60,7 @@ impl Route {
     }
 
     fn family(&self) -> u8 {
-        if self.dst.addr().is_ipv4() {
-            AF_INET
-        } else {
-            AF_INET6
-        }
+        super::addr::family_of(&self.dst.addr())
     }
 
     /// The effective table (0 is read as main).

@@ -224,83 +224,83 @@ impl Netlink {
         self.request(&req.what, req.ty, req.flags, &req.body)
     }
 
+    /// Send one message with a fresh sequence number and hand the replies
+    /// carrying that number to `pick` until it returns `Some` (replies to
+    /// anything else, such as a stale ACK, are skipped).
+    fn exchange<T>(
+        &self,
+        what: &str,
+        ty: u16,
+        flags: u16,
+        body: &[u8],
+        mut pick: impl FnMut(Reply, Option<(i32, String)>) -> Option<Result<T, NlError>>,
+    ) -> Result<T, NlError> {
+        let seq = self.next_seq();
+        self.send(what, ty, flags, seq, body)?;
+        loop {
+            let r = self.recv_each(
+                what,
+                |s, reply, err| if s == seq { pick(reply, err) } else { None },
+            )?;
+            if let Some(v) = r {
+                return Ok(v);
+            }
+        }
+    }
+
     /// Send one request and wait for its ACK. `flags` are added to
     /// NLM_F_REQUEST|NLM_F_ACK.
     pub fn request(&self, what: &str, ty: u16, flags: u16, body: &[u8]) -> Result<(), NlError> {
-        let seq = self.next_seq();
-        self.send(what, ty, NLM_F_REQUEST | NLM_F_ACK | flags, seq, body)?;
-        loop {
-            let r = self.recv_each(what, |s, _reply, err| {
-                if s != seq {
-                    return None;
-                }
-                match err {
-                    Some((0, _)) => Some(Ok(())),
-                    Some((code, ack)) => Some(Err(NlError::kernel(what, code, ack))),
-                    None => None,
-                }
-            })?;
-            if let Some(()) = r {
-                return Ok(());
-            }
+        let flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+        self.exchange(what, ty, flags, body, |_reply, err| match err {
+            Some((0, _)) => Some(Ok(())),
+            Some((code, ack)) => Some(Err(NlError::kernel(what, code, ack))),
+            None => None,
+        })
+    }
+
+    /// A delete request: a target already gone (see [`NlError::is_gone`])
+    /// is success, so DEL stays idempotent.
+    pub(super) fn request_delete(&self, what: &str, ty: u16, body: &[u8]) -> Result<(), NlError> {
+        match self.request(what, ty, 0, body) {
+            Err(e) if e.is_gone() => Ok(()),
+            r => r,
         }
     }
 
     /// A GET request answered by exactly one message (e.g. RTM_GETLINK by
     /// name), returning its payload.
     pub fn get(&self, what: &str, ty: u16, body: &[u8]) -> Result<Reply, NlError> {
-        let seq = self.next_seq();
-        self.send(what, ty, NLM_F_REQUEST, seq, body)?;
-        loop {
-            let r = self.recv_each(what, |s, reply, err| {
-                if s != seq {
-                    return None;
-                }
-                match err {
-                    Some((0, _)) | None if reply.ty != NLMSG_ERROR => Some(Ok(reply)),
-                    Some((code, ack)) => Some(Err(NlError::kernel(what, code, ack))),
-                    _ => None,
-                }
-            })?;
-            if let Some(reply) = r {
-                return Ok(reply);
-            }
-        }
+        self.exchange(what, ty, NLM_F_REQUEST, body, |reply, err| match err {
+            Some((0, _)) | None if reply.ty != NLMSG_ERROR => Some(Ok(reply)),
+            Some((code, ack)) => Some(Err(NlError::kernel(what, code, ack))),
+            _ => None,
+        })
     }
 
     /// Dump a table: every message up to NLMSG_DONE. Retried from scratch
     /// when the kernel flags the dump as interrupted by a concurrent change.
     pub fn dump(&self, what: &str, ty: u16, body: &[u8]) -> Result<Vec<Reply>, NlError> {
         for _ in 0..DUMP_RETRIES {
-            let seq = self.next_seq();
-            self.send(what, ty, NLM_F_REQUEST | NLM_F_DUMP, seq, body)?;
             let mut out = Vec::new();
             let mut interrupted = false;
-            loop {
-                let done = self.recv_each(what, |s, reply, err| {
-                    if s != seq {
-                        return None;
-                    }
-                    if reply.flags & NLM_F_DUMP_INTR != 0 {
-                        interrupted = true;
-                    }
-                    if let Some((code, ack)) = err {
-                        if code != 0 {
-                            return Some(Err(NlError::kernel(what, code, ack)));
-                        }
-                    }
-                    if reply.ty == NLMSG_DONE {
-                        return Some(Ok(()));
-                    }
-                    if reply.ty != NLMSG_ERROR {
-                        out.push(reply);
-                    }
-                    None
-                })?;
-                if done.is_some() {
-                    break;
+            self.exchange(what, ty, NLM_F_REQUEST | NLM_F_DUMP, body, |reply, err| {
+                if reply.flags & NLM_F_DUMP_INTR != 0 {
+                    interrupted = true;
                 }
-            }
+                if let Some((code, ack)) = err {
+                    if code != 0 {
+                        return Some(Err(NlError::kernel(what, code, ack)));
+                    }
+                }
+                if reply.ty == NLMSG_DONE {
+                    return Some(Ok(()));
+                }
+                if reply.ty != NLMSG_ERROR {
+                    out.push(reply);
+                }
+                None
+            })?;
             if !interrupted {
                 return Ok(out);
             }
@@ -392,17 +392,9 @@ impl Netlink {
 
     /// Reserve sequence numbers for a batch being built.
     pub fn frames(&self) -> Frames {
-        Frames {
-            buf: Vec::new(),
-            acked: Vec::new(),
-            batch_seq: 0,
-            next_seq: {
-                let s = self.seq.get().wrapping_add(1_000);
-                self.seq.set(s.wrapping_add(10_000));
-                s
-            },
-            first_seq: 0,
-        }
+        let first = self.seq.get().wrapping_add(1_000);
+        self.seq.set(first.wrapping_add(10_000));
+        Frames::starting_at(first)
     }
 }
 
@@ -441,11 +433,11 @@ pub struct Frames {
 }
 
 impl Frames {
-    /// Fresh frames with a fixed starting sequence (for golden-byte tests).
-    #[cfg(test)]
+    /// Fresh frames numbered from `seq` (fixed in golden-byte tests).
     pub fn starting_at(seq: u32) -> Self {
         Frames {
             next_seq: seq,
+            first_seq: seq,
             ..Default::default()
         }
     }
@@ -454,9 +446,6 @@ impl Frames {
     /// message carries NLM_F_ACK and `send_batch` waits for its answer.
     pub fn push(&mut self, ty: u16, flags: u16, body: &[u8], ack: bool) -> u32 {
         let seq = self.next_seq;
-        if self.buf.is_empty() {
-            self.first_seq = seq;
-        }
         self.next_seq = self.next_seq.wrapping_add(1);
         let flags = flags | NLM_F_REQUEST | if ack { NLM_F_ACK } else { 0 };
         let len = 16 + body.len();

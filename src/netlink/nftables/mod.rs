@@ -299,29 +299,29 @@ impl Batch {
         frames
     }
 
-    fn op(&mut self, m: u16, flags: u16, body: &[u8]) -> &mut Self {
-        self.ops.push((m, flags, body.to_vec()));
+    fn op(&mut self, m: u16, flags: u16, body: Vec<u8>) -> &mut Self {
+        self.ops.push((m, flags, body));
         self
     }
 
     /// `add table` (no EXCL: an existing table is kept as it is).
     pub fn add_table(&mut self, t: &Table) -> &mut Self {
-        self.op(NFT_MSG_NEWTABLE, 0, &t.encode())
+        self.op(NFT_MSG_NEWTABLE, 0, t.encode())
     }
 
     /// `add chain` (no EXCL: an existing chain with the same hook is kept).
     pub fn add_chain(&mut self, c: &Chain) -> &mut Self {
-        self.op(NFT_MSG_NEWCHAIN, NLM_F_CREATE, &c.encode())
+        self.op(NFT_MSG_NEWCHAIN, NLM_F_CREATE, c.encode())
     }
 
     /// `add rule`: append at the end of its chain.
     pub fn add_rule(&mut self, r: &Rule) -> &mut Self {
-        self.op(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, &r.encode())
+        self.op(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, r.encode())
     }
 
     /// `flush chain`: delete every rule of the chain.
     pub fn flush_chain(&mut self, family: u8, table: &str, chain: &str) -> &mut Self {
-        self.op(NFT_MSG_DELRULE, 0, &rule_ref(family, table, chain, None))
+        self.op(NFT_MSG_DELRULE, 0, rule_ref(family, table, chain, None))
     }
 
     /// `delete rule ... handle N`.
@@ -329,7 +329,7 @@ impl Batch {
         self.op(
             NFT_MSG_DELRULE,
             0,
-            &rule_ref(family, table, chain, Some(handle)),
+            rule_ref(family, table, chain, Some(handle)),
         )
     }
 
@@ -349,7 +349,7 @@ impl Batch {
         let mut m = Msg::with_header(&nfgenmsg(family, 0));
         m.put_str(NFTA_CHAIN_TABLE, table)
             .put_str(NFTA_CHAIN_NAME, chain);
-        self.op(NFT_MSG_DELCHAIN, 0, m.as_bytes())
+        self.op(NFT_MSG_DELCHAIN, 0, m.into_bytes())
     }
 
     /// How many operations the batch holds.
