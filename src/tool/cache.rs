@@ -309,13 +309,10 @@ pub fn cached_result(
         return Ok(None);
     };
     let result = match decode(&bytes) {
-        Ok(info) if info.kind == KIND => {
-            let raw = match info.result {
-                Some(m) => gojson::marshal(&Value::Object(m)),
-                None => "null".to_string(),
-            };
-            create_from_bytes(raw.as_bytes())?
-        }
+        Ok(info) if info.kind == KIND => match info.result {
+            Some(m) => result_from_map(m)?,
+            None => create_from_bytes(b"null")?,
+        },
         // Legacy format: the file is the result.
         _ => create_from_bytes(&bytes)?,
     };
@@ -386,8 +383,13 @@ pub fn attachments(cache_dir: &Path) -> Result<(Vec<Attachment>, Skipped), Strin
 
 /// The result stored in a cache entry, in its own version.
 pub fn stored_result(info: &CachedInfo) -> Option<CniResult> {
-    let m = info.result.clone()?;
-    create_from_bytes(gojson::marshal(&Value::Object(m)).as_bytes()).ok()
+    result_from_map(info.result.clone()?).ok()
+}
+
+/// The cache's `result` object as a result: re-marshalled and read as
+/// libcni does (so numbers and versions take the same path).
+fn result_from_map(m: Map<String, Value>) -> Result<CniResult, String> {
+    create_from_bytes(gojson::marshal(&Value::Object(m)).as_bytes())
 }
 
 #[cfg(test)]

@@ -104,17 +104,11 @@ pub fn plugin_conf_from_bytes(bytes: Vec<u8>) -> Result<PluginConf, String> {
 
 /// Parse JSON text into a Go `map[string]interface{}` (`null` is an empty
 /// map, anything but an object is an error).
-fn parse_map(bytes: &[u8]) -> Result<(GoValue, Map<String, Value>), String> {
+fn parse_map(bytes: &[u8]) -> Result<GoValue, String> {
     let v = json::parse(bytes).map_err(|e| e.to_string())?;
     match &v {
-        GoValue::Object(_) => {
-            let m = match v.to_json() {
-                Value::Object(m) => m,
-                _ => Map::new(),
-            };
-            Ok((v, m))
-        }
-        GoValue::Null => Ok((GoValue::Object(Vec::new()), Map::new())),
+        GoValue::Object(_) => Ok(v),
+        GoValue::Null => Ok(GoValue::Object(Vec::new())),
         other => Err(format!(
             "json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
             match other {
@@ -127,10 +121,18 @@ fn parse_map(bytes: &[u8]) -> Result<(GoValue, Map<String, Value>), String> {
     }
 }
 
+/// [`parse_map`] as a serde map (sorted keys, as Go's map marshals).
+fn parse_json_map(bytes: &[u8]) -> Result<Map<String, Value>, String> {
+    match parse_map(bytes)?.to_json() {
+        Value::Object(m) => Ok(m),
+        _ => Ok(Map::new()),
+    }
+}
+
 /// `NetworkConfFromBytes` (= `ConfListFromBytes`).
 pub fn conf_list_from_bytes(bytes: &[u8]) -> Result<ConfList, String> {
     const PFX: &str = "error parsing configuration list";
-    let (raw, _) = parse_map(bytes).map_err(|e| format!("{PFX}: {e}"))?;
+    let raw = parse_map(bytes).map_err(|e| format!("{PFX}: {e}"))?;
     let name = match raw.get_exact("name") {
         None => return Err(format!("{PFX}: no name")),
         Some(GoValue::String(s)) => s.clone(),
@@ -355,7 +357,7 @@ fn load_single(dir: &Path, name: &str) -> Result<Option<PluginConf>, String> {
 /// `ConfListFromConf`: wrap one plugin as a list. The list's bytes (and so
 /// the cache's `config`) are the marshalled wrapper, not the file.
 fn conf_list_from_conf(conf: &PluginConf) -> Result<ConfList, String> {
-    let (_, raw) = parse_map(&conf.bytes)?;
+    let raw = parse_json_map(&conf.bytes)?;
     let mut top = Map::new();
     top.insert("cniVersion".into(), conf.cni_version.clone().into());
     top.insert("name".into(), conf.name.clone().into());
@@ -384,8 +386,8 @@ pub fn load_network_conf(dir: &Path, name: &str) -> Result<ConfList, String> {
 /// `InjectConf`: set top-level keys of a plugin config to already-marshalled
 /// JSON values and re-marshal it with sorted keys.
 pub fn inject(conf: &PluginConf, values: &[(&str, &str)]) -> Result<PluginConf, String> {
-    let (_, raw) =
-        parse_map(&conf.bytes).map_err(|e| format!("unmarshal existing network bytes: {e}"))?;
+    let raw = parse_json_map(&conf.bytes)
+        .map_err(|e| format!("unmarshal existing network bytes: {e}"))?;
     let bytes = gojson::marshal_map_with(&raw, values).into_bytes();
     plugin_conf_from_bytes(bytes)
 }

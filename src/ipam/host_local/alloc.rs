@@ -15,10 +15,6 @@ pub struct Allocated {
     pub gateway: IpAddr,
 }
 
-fn io(e: std::io::Error) -> CniError {
-    CniError::io(e.to_string())
-}
-
 /// Reserve one address of `set` (index `set_idx`) for `(id, ifname)`.
 pub fn get(
     store: &Store,
@@ -48,7 +44,7 @@ pub fn get(
 
     // One address per attachment and set: an existing one (new-style or
     // legacy) is an error, as the spec forbids duplicate allocation.
-    let held = index.owned_by(store, id, ifname).map_err(io)?;
+    let held = index.owned_by(store, id, ifname)?;
     let mut names: Vec<&String> = held.current.iter().chain(&held.legacy).collect();
     names.sort();
     for name in names {
@@ -81,7 +77,7 @@ fn take(
     ip: IpAddr,
     r: &Range,
 ) -> Result<Option<Allocated>, CniError> {
-    if store.reserve(ip, owner).map_err(io)? == Reserve::Taken {
+    if store.reserve(ip, owner)? == Reserve::Taken {
         return Ok(None);
     }
     let a = Allocated {
@@ -108,8 +104,8 @@ fn record(
         crate::steps::fault::point("host-local:after-reserve")?;
         // A reclaimed empty file may have been indexed with an empty owner.
         let _ = index.remove(store, &name, "");
-        store.write_last_reserved(set_idx, a.ip).map_err(io)?;
-        index.insert(store, &name, owner).map_err(io)
+        store.write_last_reserved(set_idx, a.ip)?;
+        index.insert(store, &name, owner).map_err(CniError::from)
     })();
     if res.is_err() {
         // The caller's rollback only knows the addresses recorded; this one

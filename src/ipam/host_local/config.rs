@@ -175,8 +175,7 @@ fn raw_sets(label: &str, sets: &[Vec<RangeFile>]) -> Result<Vec<SourcedSet>, Cni
 }
 
 fn decode(req: &Request) -> Result<(NetFile, IpamFile), CniError> {
-    let file: NetFile = req.decode()?;
-    let mut file = file;
+    let mut file: NetFile = req.decode()?;
     let ipam = file
         .ipam
         .take()

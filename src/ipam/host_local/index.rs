@@ -192,17 +192,22 @@ fn decode_bucket(bytes: &[u8]) -> Option<Vec<Item>> {
 }
 
 impl Index {
+    /// No buckets yet; the boot ID read once for the stamp.
+    fn empty(rebuilt: bool, incomplete: bool) -> Index {
+        Index {
+            buckets: HashMap::new(),
+            dirty: BTreeSet::new(),
+            rebuilt,
+            incomplete,
+            present: [false; BUCKETS],
+            boot: boot_id(),
+        }
+    }
+
     /// The index of an open store: the saved one if its stamp matches,
     /// otherwise rebuilt from the reservation files.
     pub fn load(store: &Store) -> io::Result<Index> {
-        let mut idx = Index {
-            buckets: HashMap::new(),
-            dirty: BTreeSet::new(),
-            rebuilt: false,
-            incomplete: false,
-            present: [false; BUCKETS],
-            boot: boot_id(),
-        };
+        let mut idx = Index::empty(false, false);
         let trusted = if store.mutated() {
             None
         } else {
@@ -320,14 +325,7 @@ impl Index {
     /// An index of exactly `items` (after GC has read every file), saved
     /// in full by the next commit.
     pub fn from_items(items: Vec<Item>, complete: bool) -> Index {
-        let mut idx = Index {
-            buckets: HashMap::new(),
-            dirty: BTreeSet::new(),
-            rebuilt: true,
-            incomplete: !complete,
-            present: [false; BUCKETS],
-            boot: boot_id(),
-        };
+        let mut idx = Index::empty(true, !complete);
         for it in items {
             let b = bucket_of(split_owner(&it.owner).0);
             idx.buckets.entry(b).or_default().push(it);

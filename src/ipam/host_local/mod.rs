@@ -141,9 +141,7 @@ fn del(req: &Request) -> Result<(), CniError> {
         return Ok(());
     };
     let mut index = load_index(&store)?;
-    let held = index
-        .owned_by(&store, &req.container_id, &req.ifname)
-        .map_err(|e| CniError::io(e.to_string()))?;
+    let held = index.owned_by(&store, &req.container_id, &req.ifname)?;
     // `id\r\nifname` files; only when there are none, legacy `id` files.
     let (names, owner) = if held.current.is_empty() {
         (held.legacy, req.container_id.trim().to_string())
@@ -193,9 +191,7 @@ fn check(req: &Request) -> Result<(), CniError> {
         return Err(not_found());
     };
     let mut index = load_index(&store)?;
-    let held = index
-        .owned_by(&store, &req.container_id, &req.ifname)
-        .map_err(|e| CniError::io(e.to_string()))?;
+    let held = index.owned_by(&store, &req.container_id, &req.ifname)?;
     commit(&mut index, &store);
     if held.is_empty() {
         return Err(not_found());
@@ -214,9 +210,7 @@ fn check(req: &Request) -> Result<(), CniError> {
         if !conf.sets.iter().any(|s| s.contains(ip)) {
             continue;
         }
-        let owner = store
-            .read_owner(&ip.to_string())
-            .map_err(|e| CniError::io(e.to_string()))?;
+        let owner = store.read_owner(&ip.to_string())?;
         let ours = owner
             .as_deref()
             .is_some_and(|o| o == key || o == req.container_id.trim());
@@ -245,7 +239,7 @@ fn status(req: &Request) -> Result<(), CniError> {
         return exhausted_sets(&conf, &[]).map_err(unavailable);
     };
     let mut index = load_index(&store)?;
-    let items = index.all(&store).map_err(|e| CniError::io(e.to_string()))?;
+    let items = index.all(&store)?;
     commit(&mut index, &store);
     exhausted_sets(&conf, &items).map_err(unavailable)
 }
