@@ -212,13 +212,16 @@ fn kernel_spoofed_source_mac_is_dropped() {
     // A UDP datagram from the container to the bridge address.
     let probe = || -> bool {
         use std::net::UdpSocket;
-        let rx = h.run(|| UdpSocket::bind("10.99.5.1:5556").unwrap());
+        // An ephemeral port (see masq's probe: a fixed one can be held by
+        // another test's forked child for a moment).
+        let rx = h.run(|| UdpSocket::bind("10.99.5.1:0").unwrap());
+        let to = rx.local_addr().unwrap();
         let tx = c.run(|| UdpSocket::bind("10.99.5.2:0").unwrap());
         rx.set_read_timeout(Some(std::time::Duration::from_millis(700)))
             .unwrap();
         let mut buf = [0u8; 16];
         (0..3).any(|_| {
-            tx.send_to(b"x", "10.99.5.1:5556").unwrap();
+            tx.send_to(b"x", to).unwrap();
             rx.recv_from(&mut buf).is_ok()
         })
     };

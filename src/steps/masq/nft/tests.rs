@@ -284,7 +284,11 @@ fn topology(tag: &str) -> Option<(TestNs, TestNs, TestNs)> {
 fn probe(c: &TestNs, o: &TestNs) -> (std::net::IpAddr, bool) {
     use std::net::UdpSocket;
     use std::time::Duration;
-    let rx = o.run(|| UdpSocket::bind("192.0.2.2:5555").unwrap());
+    // An ephemeral port: a fixed one can still be held for a moment by a
+    // child another test forks (the fd table is copied until exec), and
+    // the next probe's bind would fail with EADDRINUSE.
+    let rx = o.run(|| UdpSocket::bind("192.0.2.2:0").unwrap());
+    let to = rx.local_addr().unwrap();
     let tx = c.run(|| UdpSocket::bind("0.0.0.0:0").unwrap());
     rx.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     tx.set_read_timeout(Some(Duration::from_millis(500)))
@@ -293,7 +297,7 @@ fn probe(c: &TestNs, o: &TestNs) -> (std::net::IpAddr, bool) {
     // ARP/neighbour resolution may eat the first datagram: retry a little.
     let mut from = None;
     for _ in 0..5 {
-        tx.send_to(b"ping", "192.0.2.2:5555").unwrap();
+        tx.send_to(b"ping", to).unwrap();
         if let Ok((_, f)) = rx.recv_from(&mut buf) {
             from = Some(f);
             break;
