@@ -40,6 +40,18 @@ pub const APPLETS: &[Applet] = &[
         entry: Entry::Command(tool_command),
     },
     Applet {
+        name: "dummy",
+        summary: "a dummy link in the container",
+        link: true,
+        entry: Entry::Plugin(&plugins::dummy::PLUGIN),
+    },
+    Applet {
+        name: "host-device",
+        summary: "move a host device into the container",
+        link: true,
+        entry: Entry::Plugin(&plugins::host_device::PLUGIN),
+    },
+    Applet {
         name: "host-local",
         summary: "IPAM: addresses from local ranges, reserved on disk",
         link: true,
@@ -58,10 +70,28 @@ pub const APPLETS: &[Applet] = &[
         entry: Entry::Command(tool::ipam_ls::main),
     },
     Applet {
+        name: "ipvlan",
+        summary: "ipvlan link on a host interface",
+        link: true,
+        entry: Entry::Plugin(&plugins::ipvlan::PLUGIN),
+    },
+    Applet {
         name: "loopback",
         summary: "bring lo up in the container",
         link: true,
         entry: Entry::Plugin(&plugins::loopback::PLUGIN),
+    },
+    Applet {
+        name: "macvlan",
+        summary: "macvlan link on a host interface",
+        link: true,
+        entry: Entry::Plugin(&plugins::macvlan::PLUGIN),
+    },
+    Applet {
+        name: "portmap",
+        summary: "host ports forwarded to the container (nf_tables)",
+        link: true,
+        entry: Entry::Plugin(&plugins::portmap::PLUGIN),
     },
     Applet {
         name: "ptp",
@@ -76,10 +106,28 @@ pub const APPLETS: &[Applet] = &[
         entry: Entry::Plugin(&ipam::static_ipam::PLUGIN),
     },
     Applet {
+        name: "tap",
+        summary: "a tap device in the container",
+        link: true,
+        entry: Entry::Plugin(&plugins::tap::PLUGIN),
+    },
+    Applet {
         name: "tool",
         summary: "add|check|del|gc|status|ls: run networks like libcni",
         link: false,
         entry: Entry::Command(tool_command),
+    },
+    Applet {
+        name: "tuning",
+        summary: "sysctls and link settings of the container interface",
+        link: true,
+        entry: Entry::Plugin(&plugins::tuning::PLUGIN),
+    },
+    Applet {
+        name: "vlan",
+        summary: "802.1q VLAN link on a host interface",
+        link: true,
+        entry: Entry::Plugin(&plugins::vlan::PLUGIN),
     },
 ];
 

@@ -2,5 +2,13 @@
 //! Plugins never import each other.
 
 pub mod bridge;
+pub mod dummy;
+pub mod host_device;
+pub mod ipvlan;
 pub mod loopback;
+pub mod macvlan;
+pub mod portmap;
 pub mod ptp;
+pub mod tap;
+pub mod tuning;
+pub mod vlan;

@@ -414,11 +414,24 @@ fn controls(w: &World) -> Result<(), String> {
 #[test]
 fn hostile_input_fails_cleanly_with_the_right_code_and_changes_nothing() {
     require_root!();
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad_input/cases.json"),
-    )
-    .unwrap();
-    let cases: Vec<Value> = serde_json::from_str(&text).expect("cases.json");
+    // cases.json and one cases-<applet>.json per later applet.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad_input");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with("cases") && n.ends_with(".json")
+        })
+        .collect();
+    files.sort();
+    let mut cases: Vec<Value> = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let more: Vec<Value> =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        cases.extend(more);
+    }
     let mut names = std::collections::HashSet::new();
     for c in &cases {
         assert!(

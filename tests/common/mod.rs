@@ -84,7 +84,107 @@ fn nix_uid() -> u32 {
 macro_rules! require_root {
     () => {
         if !$crate::common::is_root() {
-            eprintln!("SKIP: needs root for network namespaces");
+            $crate::common::skip(
+                $crate::common::SkipKind::Root,
+                "needs root for network namespaces",
+            );
+            return;
+        }
+    };
+}
+
+/// Why a test did not run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SkipKind {
+    /// A kernel feature this kernel lacks: the full-kernel lane
+    /// (`make test-kernel`) runs the test for real.
+    Kernel,
+    /// A tool or package `.ci/run` installs: under `CI=true` this is a
+    /// failure, not a skip.
+    Tool,
+    /// Not root.
+    Root,
+}
+
+/// Say why the current test stops here: `SKIP: reason` on stderr and a line
+/// in the skip log (`$CARGO_TARGET_TMPDIR/skips/`) that the end-of-run
+/// summary reads. Call it, then `return`.
+pub fn skip(kind: SkipKind, reason: &str) {
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    eprintln!("SKIP: {reason}");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("skips");
+    let _ = std::fs::create_dir_all(&dir);
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{}.log", std::process::id())))
+    {
+        let _ = writeln!(
+            f,
+            "{kind:?}\t{exe}::{test}\t{}",
+            reason.replace(['\n', '\t'], " ")
+        );
+    }
+    if kind == SkipKind::Tool && std::env::var("CI").as_deref() == Ok("true") {
+        panic!("under CI=true a missing tool is a failure: {reason}");
+    }
+}
+
+/// Whether this kernel can make a link of `kind` (`ip link add ... type
+/// kind`), probed once per kind in a throwaway netns.
+pub fn kernel_has_link_kind(kind: &str) -> bool {
+    static SEEN: OnceLock<std::sync::Mutex<BTreeMap<String, bool>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some(v) = seen.lock().unwrap().get(kind) {
+        return *v;
+    }
+    let ns = TestNs::new("probe");
+    let mut args = vec!["link", "add", "probe0"];
+    match kind {
+        "vlan" | "ipvlan" | "macvlan" => {
+            let _ = Command::new(ip_path())
+                .args([
+                    "-n", &ns.name, "link", "add", "probem", "type", "veth", "peer", "probep",
+                ])
+                .output();
+            args.extend(["link", "probem"]);
+        }
+        _ => {}
+    }
+    args.extend(["type", kind]);
+    if kind == "vlan" {
+        args.extend(["id", "10"]);
+    }
+    if kind == "vrf" {
+        args.extend(["table", "10"]);
+    }
+    let ok = Command::new(ip_path())
+        .arg("-n")
+        .arg(&ns.name)
+        .args(&args)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    seen.lock().unwrap().insert(kind.to_string(), ok);
+    ok
+}
+
+/// Skip (kind Kernel) unless this kernel has link kind `$kind`.
+#[macro_export]
+macro_rules! require_link_kind {
+    ($kind:expr) => {
+        if !$crate::common::kernel_has_link_kind($kind) {
+            $crate::common::skip(
+                $crate::common::SkipKind::Kernel,
+                &format!(
+                    "this kernel cannot make {} links (make test-kernel runs this)",
+                    $kind
+                ),
+            );
             return;
         }
     };
