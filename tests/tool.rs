@@ -323,10 +323,18 @@ fn our_bridge_then_reference_portmap_tuning_and_firewall() {
     client.ip(&["link", "set", "tvc1", "up"]);
 
     let d = TempDir::new("cnibox-hl");
-    let t = Tool::new().var(
+    // cnibox has its own portmap and tuning now: the reference ones come
+    // first in CNI_PATH so this stays a mixed chain.
+    let refdir = TempDir::new("cnibox-ref");
+    for n in ["portmap", "tuning", "firewall"] {
+        std::os::unix::fs::symlink(format!("/usr/lib/cni/{n}"), refdir.path().join(n)).unwrap();
+    }
+    let mut t = Tool::new().var(
         "CAP_ARGS",
         r#"{"portMappings":[{"hostPort":18080,"containerPort":8080,"protocol":"tcp"}]}"#,
     );
+    let path = format!("{}:{}", refdir.str(), t.vars["CNI_PATH"]);
+    t.set("CNI_PATH", &path);
     write_list(
         &t,
         "chain",
