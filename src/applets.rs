@@ -1,6 +1,7 @@
 //! The applet table: the single source of truth for dispatch, `--list`,
 //! `cnibox install` and the committed `symlinks/` folder.
 
+use crate::cni::invoke::Output;
 use crate::cni::skel::{self, Plugin};
 use crate::cni::{Env, Invoker};
 use crate::{ipam, plugins, tool};
@@ -134,7 +135,13 @@ pub const APPLETS: &[Applet] = &[
 /// `cnibox tool` and `cnitool`: our own plugins run in-process when
 /// CNI_PATH leads back to this executable.
 fn tool_command(args: &[OsString]) -> i32 {
-    tool::main(args, plugin)
+    tool::main(args, run_in_process)
+}
+
+/// Delegation's in-process path: run applet `name` through the skel if it
+/// is one of our plugins.
+fn run_in_process(name: &str, env: &Env, stdin: &[u8], invoker: &Invoker) -> Option<Output> {
+    plugin(name).map(|p| skel::run(p, env, &mut &stdin[..], invoker))
 }
 
 pub fn find(name: &str) -> Option<&'static Applet> {
@@ -153,7 +160,12 @@ fn run(applet: &Applet, args: &[OsString]) -> i32 {
     match applet.entry {
         Entry::Plugin(p) => {
             let env = Env::from_process();
-            let out = skel::run(p, &env, &mut std::io::stdin().lock(), &Invoker::new(plugin));
+            let out = skel::run(
+                p,
+                &env,
+                &mut std::io::stdin().lock(),
+                &Invoker::new(run_in_process),
+            );
             let mut stdout = std::io::stdout().lock();
             let _ = stdout.write_all(&out.stdout);
             let _ = stdout.flush();

@@ -2,20 +2,35 @@
 //! run it with our environment and `CNI_COMMAND` replaced, stdin = config,
 //! stderr passed through, and turn its stdout into a result or its error
 //! object (code kept). When the file found is this very executable, the
-//! applet runs in-process through the same skel, with identical output.
+//! applet runs in-process (a runner given by the dispatch layer, so this
+//! module needs nothing of the skel), with identical output.
 
 use super::env::{Command, Env};
 use super::error::CniError;
 use super::json;
 use super::result::CniResult;
-use super::skel::{self, Output, Plugin};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-/// Finds the applet for a plugin name when we run it in-process.
-pub type InProcessLookup = fn(&str) -> Option<&'static Plugin>;
+/// What a plugin run produced: bytes for stdout and the exit status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub stdout: Vec<u8>,
+    pub status: i32,
+}
+
+impl Output {
+    pub fn ok(stdout: Vec<u8>) -> Self {
+        Output { stdout, status: 0 }
+    }
+}
+
+/// Runs a plugin in-process when this executable has an applet of that
+/// name (`None`: it has not). Given by the dispatch layer, so delegation
+/// needs nothing of the plugin skeleton.
+pub type InProcessLookup = fn(&str, &Env, &[u8], &Invoker) -> Option<Output>;
 
 /// How delegated plugins are run.
 #[derive(Clone, Copy)]
@@ -82,11 +97,18 @@ impl Invoker {
         )))
     }
 
-    /// The applet to run in-process for `path`, if `path` is this executable.
-    fn in_process_applet(&self, plugin_type: &str, path: &Path) -> Option<&'static Plugin> {
-        let lookup = self.in_process?;
+    /// Run `plugin_type` in-process if `path` is this executable and it has
+    /// such an applet.
+    fn run_in_process(
+        &self,
+        plugin_type: &str,
+        path: &Path,
+        env: &Env,
+        config: &[u8],
+    ) -> Option<Output> {
+        let run = self.in_process?;
         if super::same_file("/proc/self/exe", path) {
-            lookup(plugin_type)
+            run(plugin_type, env, config, self)
         } else {
             None
         }
@@ -104,9 +126,8 @@ impl Invoker {
         let path = Self::find(plugin_type, env.get_or_empty("CNI_PATH"))?;
         let mut child_env = env.clone();
         child_env.set("CNI_COMMAND", command.as_str());
-        if let Some(applet) = self.in_process_applet(plugin_type, &path) {
+        if let Some(out) = self.run_in_process(plugin_type, &path, &child_env, config) {
             trace(&format!("{plugin_type} in-process"));
-            let out = skel::run(applet, &child_env, &mut &config[..], self);
             return result_of(out, Vec::new());
         }
         trace(&format!("{plugin_type} exec {}", path.display()));

@@ -4,7 +4,7 @@
 
 use super::env::{self, Command, Env};
 use super::error::{code, CniError};
-use super::invoke::Invoker;
+use super::invoke::{Invoker, Output};
 use super::json::{self, GoValue};
 use super::result::CniResult;
 use super::types::NetConf;
@@ -61,19 +61,6 @@ impl Request<'_> {
             .get("name")
             .and_then(GoValue::as_str)
             .unwrap_or_default()
-    }
-}
-
-/// What a plugin run produced: bytes for stdout and the exit status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Output {
-    pub stdout: Vec<u8>,
-    pub status: i32,
-}
-
-impl Output {
-    fn ok(stdout: Vec<u8>) -> Self {
-        Output { stdout, status: 0 }
     }
 }
 

@@ -431,7 +431,7 @@ mod tests {
             .unwrap_or(0)
     }
 
-    fn run(cmd: &str, id: &str, data: &Path) -> skel::Output {
+    fn run(cmd: &str, id: &str, data: &Path) -> crate::cni::invoke::Output {
         let env: Env = [
             ("CNI_COMMAND", cmd),
             ("CNI_CONTAINERID", id),
