@@ -2,12 +2,11 @@
 //! address on it (reference: plugins/main/bridge). Without `ipam` (or with
 //! `ipam: {}`) it is a pure L2 attachment.
 
-use crate::cni::args::CniArgs;
 use crate::cni::result::{CniResult, Interface, Route as ResultRoute};
-use crate::cni::types::{valid_attachments, NetConf};
+use crate::cni::types::valid_attachments;
 use crate::cni::{version, CniError, Plugin, Request};
 use crate::netlink::Netlink;
-use crate::steps::bridge::{self as br, VlanPlan};
+use crate::steps::bridge as br;
 use crate::steps::iface::{self, ConfigureOptions};
 use crate::steps::netns::NetNs;
 use crate::steps::nlbatch::Batch;
@@ -15,8 +14,10 @@ use crate::steps::undo::Undo;
 use crate::steps::veth::{self, VethOptions};
 use crate::steps::{check, fault, ipam, masq, spoofchk, sysctl};
 use ipnet::IpNet;
-use serde::Deserialize;
 use std::net::IpAddr;
+
+mod conf;
+use conf::{settings, Settings};
 
 pub const PLUGIN: Plugin = Plugin {
     name: "bridge",
@@ -27,188 +28,6 @@ pub const PLUGIN: Plugin = Plugin {
     status,
     gc,
 };
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct BridgeConf {
-    bridge: Option<String>,
-    #[serde(rename = "isGateway")]
-    is_gw: bool,
-    #[serde(rename = "isDefaultGateway")]
-    is_default_gw: bool,
-    #[serde(rename = "forceAddress")]
-    force_address: bool,
-    #[serde(rename = "ipMasq")]
-    ip_masq: bool,
-    #[serde(rename = "ipMasqBackend")]
-    ip_masq_backend: Option<String>,
-    mtu: u32,
-    #[serde(rename = "hairpinMode")]
-    hairpin: bool,
-    #[serde(rename = "promiscMode")]
-    promisc: bool,
-    vlan: i64,
-    #[serde(rename = "vlanTrunk")]
-    vlan_trunk: Option<Vec<VlanTrunk>>,
-    #[serde(rename = "preserveDefaultVlan")]
-    preserve_default_vlan: bool,
-    macspoofchk: bool,
-    enabledad: bool,
-    #[serde(rename = "disableContainerInterface")]
-    disable_container_iface: bool,
-    #[serde(rename = "portIsolation")]
-    port_isolation: bool,
-    args: MacArgs,
-    #[serde(rename = "runtimeConfig")]
-    runtime_config: MacHolder,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct MacArgs {
-    cni: MacHolder,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct MacHolder {
-    mac: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct VlanTrunk {
-    #[serde(rename = "minID")]
-    min_id: Option<i64>,
-    #[serde(rename = "maxID")]
-    max_id: Option<i64>,
-    id: Option<i64>,
-}
-
-/// The config after validation: everything ADD needs, nothing changed yet.
-struct Settings {
-    /// The keys every plugin has (name, dns, prevResult, ...).
-    common: NetConf,
-    conf: BridgeConf,
-    name: String,
-    vlans: VlanPlan,
-    mac: Option<[u8; 6]>,
-    /// `ipam.type`, empty for an L2 bridge.
-    ipam: String,
-}
-
-fn vid(v: i64, what: &str) -> Result<u16, CniError> {
-    if (1..=4094).contains(&v) {
-        Ok(v as u16)
-    } else {
-        Err(CniError::config(format!(
-            "vlanTrunk: incorrect trunk {what} parameter {v}"
-        )))
-    }
-}
-
-/// `vlanTrunk` entries into a sorted set of VIDs (the reference's rules).
-fn trunk_vids(trunk: &[VlanTrunk]) -> Result<Vec<u16>, CniError> {
-    let mut set = std::collections::BTreeSet::new();
-    for t in trunk {
-        match (t.min_id, t.max_id) {
-            (Some(lo), Some(hi)) => {
-                let (lo, hi) = (vid(lo, "minID")?, vid(hi, "maxID")?);
-                if hi < lo {
-                    return Err(CniError::config(
-                        "vlanTrunk: minID is greater than maxID in trunk parameter",
-                    ));
-                }
-                set.extend(lo..=hi);
-            }
-            (None, Some(_)) => return Err(CniError::config(
-                "vlanTrunk: minID and maxID should be configured simultaneously, minID is missing",
-            )),
-            (Some(_), None) => return Err(CniError::config(
-                "vlanTrunk: minID and maxID should be configured simultaneously, maxID is missing",
-            )),
-            (None, None) => {}
-        }
-        if let Some(id) = t.id {
-            set.insert(vid(id, "id")?);
-        }
-    }
-    Ok(set.into_iter().collect())
-}
-
-fn settings(req: &Request) -> Result<Settings, CniError> {
-    let common = req.net_conf()?;
-    let mut conf: BridgeConf = req.decode()?;
-    if conf.is_default_gw {
-        conf.is_gw = true;
-    }
-    let name = conf.bridge.clone().unwrap_or_else(|| "cni0".to_string());
-    crate::cni::env::validate_ifname(&name)
-        .map_err(|e| CniError::config(format!("bridge: {:?}: {}", name, e.msg)))?;
-    if !(0..=4094).contains(&conf.vlan) {
-        return Err(CniError::config(format!(
-            "vlan: invalid VLAN ID {} (must be between 0 and 4094)",
-            conf.vlan
-        )));
-    }
-    veth::validate_mtu(conf.mtu)?;
-    let trunk = trunk_vids(conf.vlan_trunk.as_deref().unwrap_or_default())?;
-    if conf.vlan > 0 && !trunk.is_empty() {
-        return Err(CniError::config(
-            "vlan, vlanTrunk: cannot set vlan and vlanTrunk at the same time",
-        ));
-    }
-    if conf.hairpin && conf.promisc {
-        return Err(CniError::config("hairpinMode, promiscMode: cannot set hairpin mode and promiscuous mode at the same time"));
-    }
-    let ipam = common.ipam_type()?.to_string();
-    if conf.disable_container_iface && !ipam.is_empty() {
-        return Err(CniError::config(
-            "disableContainerInterface: cannot use IPAM when the container interface is disabled",
-        ));
-    }
-    if conf.is_gw && conf.vlan > 0 && name.len() + 1 + conf.vlan.to_string().len() > 15 {
-        return Err(CniError::config(format!(
-            "bridge, vlan: the gateway interface name \"{name}.{}\" is longer than 15 characters",
-            conf.vlan
-        )));
-    }
-    // MAC precedence, last wins: CNI_ARGS MAC= < args.cni.mac < runtimeConfig.mac.
-    let mut mac_src = CniArgs::parse(&req.args, &["MAC"])?
-        .get("MAC")
-        .map(|m| ("CNI_ARGS MAC", m.to_string()));
-    if !conf.args.cni.mac.is_empty() {
-        mac_src = Some(("args.cni.mac", conf.args.cni.mac.clone()));
-    }
-    if !conf.runtime_config.mac.is_empty() {
-        mac_src = Some(("runtimeConfig.mac", conf.runtime_config.mac.clone()));
-    }
-    let mac = match mac_src {
-        None => None,
-        Some((what, m)) => Some(veth::parse_mac(&m).ok_or_else(|| {
-            let msg = format!("{what}: invalid MAC address {m:?}");
-            // CNI_ARGS is the environment (code 4), the rest the config.
-            if what.starts_with("CNI_ARGS") {
-                CniError::env(msg)
-            } else {
-                CniError::config(msg)
-            }
-        })?),
-    };
-    let vlans = VlanPlan {
-        access: conf.vlan as u16,
-        trunk,
-        preserve_default: conf.preserve_default_vlan,
-    };
-    Ok(Settings {
-        common,
-        conf,
-        name,
-        vlans,
-        mac,
-        ipam,
-    })
-}
 
 fn add(req: &Request) -> Result<CniResult, CniError> {
     let s = settings(req)?;
@@ -645,29 +464,6 @@ pub fn fuzz_config(req: &Request) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn trunk_parsing_follows_the_reference() {
-        let t = |v: serde_json::Value| -> Result<Vec<u16>, CniError> {
-            let list: Vec<VlanTrunk> =
-                crate::cni::json::from_slice(v.to_string().as_bytes()).unwrap();
-            trunk_vids(&list)
-        };
-        assert_eq!(
-            t(serde_json::json!([{"id": 5}, {"minID": 3, "maxID": 6}])).unwrap(),
-            vec![3, 4, 5, 6]
-        );
-        assert!(t(serde_json::json!([{"minID": 7, "maxID": 6}]))
-            .unwrap_err()
-            .msg
-            .contains("greater"));
-        assert!(t(serde_json::json!([{"maxID": 6}]))
-            .unwrap_err()
-            .msg
-            .contains("minID is missing"));
-        assert!(t(serde_json::json!([{"id": 4095}])).is_err());
-        assert!(t(serde_json::json!([{"id": 0}])).is_err());
-    }
 
     #[test]
     fn gateways_default_routes_and_interface_index() {
