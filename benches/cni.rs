@@ -152,38 +152,109 @@ fn ratio(reference: Duration, ours: Duration) -> String {
     format!("{:.1}x", reference.as_secs_f64() / ours.as_secs_f64())
 }
 
-/// The config of a case for one side.
-fn case_config(case: &str, side: Side, data: &Path, idx: usize) -> Option<serde_json::Value> {
+/// The plugins of a case for one side, in chain order (one for a single
+/// plugin). `ctr` numbers the container, for per-container host ports.
+fn case_chain(
+    case: &str,
+    side: Side,
+    data: &Path,
+    idx: usize,
+    ctr: usize,
+) -> Option<Vec<serde_json::Value>> {
     let ipam = |subnet: &str| serde_json::json!({"type": "host-local", "subnet": subnet, "routes": [{"dst": "0.0.0.0/0"}], "dataDir": data});
-    let name = format!("bench{idx}");
     // Debian's reference plugins speak up to 1.0.0 and have only the
-    // iptables masquerade backend; cnibox uses its default (nftables over
-    // netlink). The version is the same for both sides.
+    // iptables masquerade and portmap backends; cnibox uses its defaults
+    // (nftables over netlink). The version is the same for both sides.
     let _ = side;
+    let port = 20000 + (idx % 40) * 1000 + ctr % 1000;
+    let portmap = serde_json::json!({"type": "portmap", "snat": true,
+        "runtimeConfig": {"portMappings": [{"hostPort": port, "containerPort": 80, "protocol": "tcp"}]}});
+    let tuning = serde_json::json!({"type": "tuning", "mtu": 1400, "sysctl": {"net.ipv4.conf.IFNAME.arp_notify": "1"}});
+    let bridge = |br: &str, subnet: &str| serde_json::json!({"type": "bridge", "bridge": br, "isGateway": true, "ipMasq": true, "hairpinMode": true, "ipam": ipam(subnet)});
     Some(match case {
-        "ptp" => {
-            serde_json::json!({"cniVersion": "1.0.0", "name": name, "type": "ptp", "ipam": ipam("10.200.0.0/16")})
-        }
+        "ptp" => vec![serde_json::json!({"type": "ptp", "ipam": ipam("10.200.0.0/16")})],
         "ptp-masq" => {
-            serde_json::json!({"cniVersion": "1.0.0", "name": name, "type": "ptp", "ipMasq": true, "ipam": ipam("10.201.0.0/16")})
+            vec![serde_json::json!({"type": "ptp", "ipMasq": true, "ipam": ipam("10.201.0.0/16")})]
         }
-        "bridge" => {
-            serde_json::json!({"cniVersion": "1.0.0", "name": name, "type": "bridge", "bridge": "benchbr0", "isGateway": true, "ipam": ipam("10.202.0.0/16")})
-        }
-        "bridge-masq" => {
-            serde_json::json!({"cniVersion": "1.0.0", "name": name, "type": "bridge", "bridge": "benchbr1", "isGateway": true, "ipMasq": true, "ipam": ipam("10.203.0.0/16")})
-        }
-        "loopback" => serde_json::json!({"cniVersion": "1.0.0", "name": name, "type": "loopback"}),
+        "bridge" => vec![
+            serde_json::json!({"type": "bridge", "bridge": "benchbr0", "isGateway": true, "ipam": ipam("10.202.0.0/16")}),
+        ],
+        "bridge-masq" => vec![
+            serde_json::json!({"type": "bridge", "bridge": "benchbr1", "isGateway": true, "ipMasq": true, "ipam": ipam("10.203.0.0/16")}),
+        ],
+        "loopback" => vec![serde_json::json!({"type": "loopback"})],
+        "macvlan" => vec![
+            serde_json::json!({"type": "macvlan", "master": MACVLAN_MASTER, "mode": "bridge", "ipam": ipam("10.204.0.0/16")}),
+        ],
+        // What podman/nerdctl put in every default conflist (firewall
+        // aside), and the same without tuning.
+        "bridge-portmap-tuning" => vec![bridge("benchbr2", "10.205.0.0/16"), portmap, tuning],
+        "bridge-portmap" => vec![bridge("benchbr3", "10.206.0.0/16"), portmap],
         _ => return None,
     })
 }
 
-fn plugin_of(case: &str) -> &'static str {
-    match case {
-        "ptp" | "ptp-masq" => "ptp",
-        "bridge" | "bridge-masq" => "bridge",
-        _ => "loopback",
+/// The parent link the macvlan case hangs its containers on, made in the
+/// node netns by `prepare_node`.
+const MACVLAN_MASTER: &str = "bm0";
+
+/// What a case needs in the node netns before its first ADD.
+fn prepare_node(case: &str, node: &Ns) {
+    if case == "macvlan" {
+        let ok = Command::new("ip")
+            .args(["-n", &node.0, "link", "add", MACVLAN_MASTER, "type", "veth"])
+            .args(["peer", "name", "bm1"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "macvlan master in {}", node.0);
+        for l in [MACVLAN_MASTER, "bm1"] {
+            let _ = Command::new("ip")
+                .args(["-n", &node.0, "link", "set", l, "up"])
+                .status();
+        }
     }
+}
+
+/// Run a chain as libcni does: ADD in order, each plugin given the previous
+/// one's result as `prevResult`; DEL in reverse, each given the chain's
+/// ADD result. Returns the wall time, success, and the last ADD result.
+fn exec_chain(
+    bin: &Path,
+    chain: &[serde_json::Value],
+    name: &str,
+    env: &[(&str, String)],
+    added: Option<&[u8]>,
+) -> (Duration, bool, Vec<u8>) {
+    let del = added.is_some();
+    let start = Instant::now();
+    let mut prev: Option<serde_json::Value> = added.and_then(|a| serde_json::from_slice(a).ok());
+    let mut out = Vec::new();
+    let mut all_ok = true;
+    let order: Vec<&serde_json::Value> = if del {
+        chain.iter().rev().collect()
+    } else {
+        chain.iter().collect()
+    };
+    for plugin in order {
+        let mut conf = plugin.clone();
+        conf["cniVersion"] = "1.0.0".into();
+        conf["name"] = name.into();
+        if let Some(p) = &prev {
+            conf["prevResult"] = p.clone();
+        }
+        let ty = conf["type"].as_str().unwrap_or("loopback").to_string();
+        let (_, ok, stdout) = exec(&bin.join(&ty), env, conf.to_string().as_bytes());
+        all_ok &= ok;
+        if !del && ok {
+            prev = serde_json::from_slice(&stdout).ok();
+            out = stdout;
+        }
+        if !ok && !del {
+            break;
+        }
+    }
+    (start.elapsed(), all_ok, out)
 }
 
 struct CaseResult {
@@ -210,6 +281,9 @@ fn run_case(env: &Env, case: &str, idx: usize) -> CaseResult {
         .iter()
         .map(|s| Ns::new(format!("bn{}{}{}", &side_name(*s)[..1], idx, env.tag)))
         .collect();
+    for n in &nodes {
+        prepare_node(case, n);
+    }
     let datas: Vec<PathBuf> = sides
         .iter()
         .map(|s| {
@@ -227,10 +301,8 @@ fn run_case(env: &Env, case: &str, idx: usize) -> CaseResult {
         let order: Vec<usize> = if r % 2 == 0 { vec![0, 1] } else { vec![1, 0] };
         for si in order {
             let side = sides[si];
-            let conf = case_config(case, side, &datas[si], idx)
-                .unwrap()
-                .to_string();
-            let plugin = env.bin_dir(side).join(plugin_of(case));
+            let bin = env.bin_dir(side);
+            let name = format!("bench{idx}");
             let ctrs: Vec<Ns> = (0..count)
                 .map(|i| {
                     Ns::new(format!(
@@ -246,25 +318,20 @@ fn run_case(env: &Env, case: &str, idx: usize) -> CaseResult {
             let (adds, dels) = in_ns(&nodes[si], || {
                 let mut adds = Stats::default();
                 let mut dels = Stats::default();
+                let chains: Vec<_> = (0..ctrs.len())
+                    .map(|i| case_chain(case, side, &datas[si], idx, done + i).unwrap())
+                    .collect();
+                let mut results = Vec::new();
                 for (i, c) in ctrs.iter().enumerate() {
-                    let e = cni_env(
-                        "ADD",
-                        &format!("ctr{}", done + i),
-                        &c.path(),
-                        &env.bin_dir(side),
-                    );
-                    let (t, ok, _) = exec(&plugin, &e, conf.as_bytes());
+                    let e = cni_env("ADD", &format!("ctr{}", done + i), &c.path(), &bin);
+                    let (t, ok, out) = exec_chain(&bin, &chains[i], &name, &e, None);
                     adds.samples.push(t);
                     adds.failures += (!ok) as usize;
+                    results.push(out);
                 }
                 for (i, c) in ctrs.iter().enumerate() {
-                    let e = cni_env(
-                        "DEL",
-                        &format!("ctr{}", done + i),
-                        &c.path(),
-                        &env.bin_dir(side),
-                    );
-                    let (t, ok, _) = exec(&plugin, &e, conf.as_bytes());
+                    let e = cni_env("DEL", &format!("ctr{}", done + i), &c.path(), &bin);
+                    let (t, ok, _) = exec_chain(&bin, &chains[i], &name, &e, Some(&results[i]));
                     dels.samples.push(t);
                     dels.failures += (!ok) as usize;
                 }
@@ -313,8 +380,13 @@ fn run_parallel(
         .join(format!("pdata-{case}-{}-{workers}", side_name(side)));
     let _ = std::fs::remove_dir_all(&data);
     std::fs::create_dir_all(&data).unwrap();
-    let conf = case_config(case, side, &data, idx).unwrap().to_string();
-    let plugin = env.bin_dir(side).join(plugin_of(case));
+    prepare_node(case, &node);
+    let bin = env.bin_dir(side);
+    let name = format!("bench{idx}");
+    let chains: Vec<_> = (0..env.n)
+        .map(|i| case_chain(case, side, &data, idx, i).unwrap())
+        .collect();
+    let results: Vec<std::sync::Mutex<Vec<u8>>> = (0..env.n).map(|_| Default::default()).collect();
     let ctrs: Vec<Ns> = (0..env.n)
         .map(|i| {
             Ns::new(format!(
@@ -340,13 +412,15 @@ fn run_parallel(
                         if i >= ctrs.len() {
                             break;
                         }
-                        let e = cni_env(
-                            cmd,
-                            &format!("pctr{i}"),
-                            &ctrs[i].path(),
-                            &env.bin_dir(side),
-                        );
-                        let (_, ok, _) = exec(&plugin, &e, conf.as_bytes());
+                        let e = cni_env(cmd, &format!("pctr{i}"), &ctrs[i].path(), &bin);
+                        let ok = if cmd == "ADD" {
+                            let (_, ok, out) = exec_chain(&bin, &chains[i], &name, &e, None);
+                            *results[i].lock().unwrap() = out;
+                            ok
+                        } else {
+                            let added = results[i].lock().unwrap().clone();
+                            exec_chain(&bin, &chains[i], &name, &e, Some(&added)).1
+                        };
                         if !ok {
                             failures.fetch_add(1, Ordering::SeqCst);
                         }
@@ -509,7 +583,16 @@ fn main() {
         .split(',')
         .filter_map(|w| w.trim().parse().ok())
         .collect();
-    let all = ["ptp-masq", "ptp", "bridge-masq", "bridge", "loopback"];
+    let all = [
+        "ptp-masq",
+        "ptp",
+        "bridge-masq",
+        "bridge",
+        "loopback",
+        "macvlan",
+        "bridge-portmap",
+        "bridge-portmap-tuning",
+    ];
     let cases: Vec<String> = std::env::var("CASES")
         .map(|c| c.split(',').map(str::to_string).collect())
         .unwrap_or_else(|_| all.iter().map(|s| s.to_string()).collect());
@@ -569,7 +652,7 @@ fn main() {
             } else {
                 String::new()
             };
-            let floor = if case.starts_with("ptp") || case.starts_with("bridge") {
+            let floor = if ["ptp", "ptp-masq", "bridge", "bridge-masq"].contains(&case.as_str()) {
                 ms(fl)
             } else {
                 "-".into()
@@ -696,14 +779,13 @@ fn main() {
     let rss_ctr = Ns::new(format!("brssc{}", env.tag));
     for (what, plugin, cmd, conf) in [
         ("VERSION", "ptp", "VERSION", v.clone()),
-        (
-            "ptp ADD (+host-local)",
-            "ptp",
-            "ADD",
-            case_config("ptp", Side::Cnibox, &env.work.join("rss"), 90)
-                .unwrap()
-                .to_string(),
-        ),
+        ("ptp ADD (+host-local)", "ptp", "ADD", {
+            let mut c =
+                case_chain("ptp", Side::Cnibox, &env.work.join("rss"), 90, 0).unwrap()[0].clone();
+            c["cniVersion"] = "1.0.0".into();
+            c["name"] = "bench90".into();
+            c.to_string()
+        }),
         ("host-local ADD", "host-local", "ADD", {
             let mut c = hl_conf.clone();
             c["ipam"]["dataDir"] = serde_json::json!(env.work.join("rss-hl"));

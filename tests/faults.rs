@@ -31,6 +31,10 @@ use std::time::{Duration, Instant};
 enum Kind {
     Ptp,
     Bridge,
+    Macvlan,
+    Tap,
+    /// podman's default chain (firewall aside): bridge, portmap, tuning.
+    Chain,
 }
 
 impl Kind {
@@ -38,9 +42,15 @@ impl Kind {
         match self {
             Kind::Ptp => "relptp",
             Kind::Bridge => "relbr",
+            Kind::Macvlan => "relmv",
+            Kind::Tap => "reltap",
+            Kind::Chain => "relchain",
         }
     }
 }
+
+/// The macvlan kind's parent link, one end of a veth pair in the node.
+const MACVLAN_MASTER: &str = "relm0";
 
 /// A node namespace with a config dir, a data dir and a result cache.
 struct Node {
@@ -59,6 +69,20 @@ impl Node {
         }
         for k in kinds {
             n.write_conf(*k);
+            if *k == Kind::Macvlan {
+                n.host.ip(&[
+                    "link",
+                    "add",
+                    MACVLAN_MASTER,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "relm1",
+                ]);
+                n.host.ip(&["link", "set", MACVLAN_MASTER, "up"]);
+                n.host.ip(&["link", "set", "relm1", "up"]);
+            }
         }
         n
     }
@@ -67,25 +91,44 @@ impl Node {
         self.root.path().join(d)
     }
 
-    fn plugin_conf(&self, k: Kind) -> Value {
+    fn plugin_confs(&self, k: Kind) -> Vec<Value> {
         let (subnet, subnet6) = match k {
             Kind::Ptp => ("10.61.0.0/16", "fd61::/64"),
             Kind::Bridge => ("10.62.0.0/16", "fd62::/64"),
+            Kind::Macvlan => ("10.63.0.0/16", "fd63::/64"),
+            Kind::Tap => ("10.64.0.0/16", "fd64::/64"),
+            Kind::Chain => ("10.65.0.0/16", "fd65::/64"),
         };
         let ipam = json!({"type": "host-local",
             "ranges": [[{"subnet": subnet}], [{"subnet": subnet6}]],
             "routes": [{"dst": "0.0.0.0/0"}],
             "dataDir": self.dir("data")});
         match k {
-            Kind::Ptp => json!({"type": "ptp", "ipMasq": true, "ipam": ipam}),
-            Kind::Bridge => json!({"type": "bridge", "bridge": "relbr0", "isGateway": true,
+            Kind::Ptp => vec![json!({"type": "ptp", "ipMasq": true, "ipam": ipam})],
+            Kind::Bridge => vec![
+                json!({"type": "bridge", "bridge": "relbr0", "isGateway": true,
                                    "ipMasq": true, "macspoofchk": true, "ipam": ipam}),
+            ],
+            Kind::Macvlan => vec![
+                json!({"type": "macvlan", "master": MACVLAN_MASTER, "mode": "bridge", "ipam": ipam}),
+            ],
+            Kind::Tap => {
+                vec![json!({"type": "tap", "mtu": 1400, "multiQueue": true, "ipam": ipam})]
+            }
+            Kind::Chain => vec![
+                json!({"type": "bridge", "bridge": "relbr1", "isGateway": true,
+                       "ipMasq": true, "hairpinMode": true, "ipam": ipam}),
+                json!({"type": "portmap", "snat": true, "runtimeConfig": {"portMappings": [
+                    {"hostPort": 18080, "containerPort": 80, "protocol": "tcp"},
+                    {"hostPort": 18053, "containerPort": 53, "protocol": "udp"}]}}),
+                json!({"type": "tuning", "mtu": 1400, "promisc": true,
+                       "dataDir": self.dir("data").join("tuning")}),
+            ],
         }
     }
 
     fn write_conf(&self, k: Kind) {
-        let list =
-            json!({"cniVersion": "1.1.0", "name": k.net(), "plugins": [self.plugin_conf(k)]});
+        let list = json!({"cniVersion": "1.1.0", "name": k.net(), "plugins": self.plugin_confs(k)});
         std::fs::write(
             self.dir("net.d").join(format!("{}.conflist", k.net())),
             serde_json::to_vec_pretty(&list).unwrap(),
@@ -330,6 +373,13 @@ fn del_crash(n: &Node, k: Kind, base: &Snapshot, kill: &Kill, cleanup: Cleanup, 
     }
 }
 
+/// The points every plugin with host-local IPAM passes on ADD.
+const IPAM_ADD_POINTS: &[&str] = &[
+    "host-local:mid-reserve",
+    "host-local:after-reserve",
+    "host-local:before-commit",
+    "tool:before-cache",
+];
 const PTP_ADD_POINTS: &[&str] = &[
     "host-local:mid-reserve",
     "host-local:after-reserve",
@@ -409,6 +459,7 @@ fn crash_everywhere(k: Kind) {
     let (add_points, del_points) = match k {
         Kind::Ptp => (PTP_ADD_POINTS, PTP_DEL_POINTS),
         Kind::Bridge => (BRIDGE_ADD_POINTS, BRIDGE_DEL_POINTS),
+        Kind::Macvlan | Kind::Tap | Kind::Chain => (IPAM_ADD_POINTS, &[][..]),
     };
     for cleanup in [Cleanup::Del, Cleanup::Gc] {
         for p in add_points {
@@ -469,6 +520,24 @@ fn bridge_crashes_anywhere_in_add_and_del_leave_nothing_after_del_or_gc() {
     crash_everywhere(Kind::Bridge);
 }
 
+#[test]
+fn macvlan_crashes_anywhere_in_add_and_del_leave_nothing_after_del_or_gc() {
+    require_root!();
+    crash_everywhere(Kind::Macvlan);
+}
+
+#[test]
+fn tap_crashes_anywhere_in_add_and_del_leave_nothing_after_del_or_gc() {
+    require_root!();
+    crash_everywhere(Kind::Tap);
+}
+
+#[test]
+fn bridge_portmap_tuning_chain_crashes_anywhere_leave_nothing_after_del_or_gc() {
+    require_root!();
+    crash_everywhere(Kind::Chain);
+}
+
 /// Reservations of an attachment (files holding `id\r\n...`).
 fn reservations_of(n: &Node, net: &str, id: &str) -> Vec<String> {
     let dir = n.dir("data").join(net);
@@ -513,7 +582,7 @@ fn reboot_gc_releases_what_gone_containers_held_and_status_stays_healthy() {
             let a = n.tool(&["add", k.net(), &ctr.path(), "--id", &id], None, None);
             assert_eq!(a.status, 0, "{}", a.stderr);
         } else {
-            let mut conf = n.plugin_conf(k);
+            let mut conf = n.plugin_confs(k).remove(0);
             conf["cniVersion"] = json!("1.1.0");
             conf["name"] = json!(k.net());
             let r = Call::attach(
@@ -542,7 +611,7 @@ fn reboot_gc_releases_what_gone_containers_held_and_status_stays_healthy() {
 
     // bridge: GC straight through the plugin (reservations, masquerade and
     // spoof-check rules; the cache is the runtime's business) ...
-    let mut conf = n.plugin_conf(Kind::Bridge);
+    let mut conf = n.plugin_confs(Kind::Bridge).remove(0);
     conf["cniVersion"] = json!("1.1.0");
     conf["name"] = json!("relbr");
     conf["cni.dev/valid-attachments"] = json!([{"containerID": "boot-1", "ifname": "eth0"}]);
