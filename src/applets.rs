@@ -29,6 +29,12 @@ pub struct Applet {
 /// Every applet, in ASCII order.
 pub const APPLETS: &[Applet] = &[
     Applet {
+        name: "bandwidth",
+        summary: "traffic shaping of the container (tbf, ifb)",
+        link: true,
+        entry: Entry::Plugin(&plugins::bandwidth::PLUGIN),
+    },
+    Applet {
         name: "bridge",
         summary: "containers on a Linux bridge",
         link: true,
@@ -45,6 +51,12 @@ pub const APPLETS: &[Applet] = &[
         summary: "a dummy link in the container",
         link: true,
         entry: Entry::Plugin(&plugins::dummy::PLUGIN),
+    },
+    Applet {
+        name: "firewall",
+        summary: "let container traffic through the FORWARD chain",
+        link: true,
+        entry: Entry::Plugin(&plugins::firewall::PLUGIN),
     },
     Applet {
         name: "host-device",
@@ -101,6 +113,12 @@ pub const APPLETS: &[Applet] = &[
         entry: Entry::Plugin(&plugins::ptp::PLUGIN),
     },
     Applet {
+        name: "sbr",
+        summary: "source-based routing for the container interface",
+        link: true,
+        entry: Entry::Plugin(&plugins::sbr::PLUGIN),
+    },
+    Applet {
         name: "static",
         summary: "IPAM: fixed addresses from the config",
         link: true,
@@ -129,6 +147,12 @@ pub const APPLETS: &[Applet] = &[
         summary: "802.1q VLAN link on a host interface",
         link: true,
         entry: Entry::Plugin(&plugins::vlan::PLUGIN),
+    },
+    Applet {
+        name: "vrf",
+        summary: "put the container interface in a VRF",
+        link: true,
+        entry: Entry::Plugin(&plugins::vrf::PLUGIN),
     },
 ];
 
