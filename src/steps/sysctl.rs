@@ -62,3 +62,78 @@ mod tests {
         );
     }
 }
+
+// ---- tuning: user-given sysctl keys ----------------------------------------
+
+/// The file of a user-given network sysctl key (Go tuning's mapping): every
+/// `.` becomes `/`, then the first `IFNAME` becomes `ifname`, the result is
+/// joined under `/proc/sys` and cleaned, and must stay under
+/// `/proc/sys/net/`. `Err` carries the mapped key, as Go's message does.
+pub fn net_key_path(key: &str, ifname: &str) -> Result<String, String> {
+    let mapped = key.replace('.', "/").replacen("IFNAME", ifname, 1);
+    let path = clean(&format!("/proc/sys/{mapped}"));
+    if !path.starts_with("/proc/sys/net/") || path.contains('\0') {
+        return Err(mapped);
+    }
+    Ok(path)
+}
+
+/// Lexical cleaning of an absolute path (Go's `filepath.Clean`): no empty,
+/// `.` or `..` elements (`..` at the root stays at the root).
+fn clean(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            p => out.push(p),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+/// A sysctl's value with one trailing newline removed (what Go's tuning
+/// CHECK compares).
+pub fn read_untrimmed(path: &str) -> io::Result<String> {
+    let s = std::fs::read_to_string(path)?;
+    Ok(s.strip_suffix('\n').map(str::to_string).unwrap_or(s))
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    #[test]
+    fn keys_map_like_go_tuning() {
+        let p = |k: &str| net_key_path(k, "eth0.100");
+        assert_eq!(
+            p("net.core.somaxconn").unwrap(),
+            "/proc/sys/net/core/somaxconn"
+        );
+        assert_eq!(
+            p("net.ipv4.conf.IFNAME.arp_notify").unwrap(),
+            "/proc/sys/net/ipv4/conf/eth0.100/arp_notify"
+        );
+        // Only the first IFNAME is replaced.
+        assert_eq!(
+            p("net/IFNAME/IFNAME").unwrap(),
+            "/proc/sys/net/eth0.100/IFNAME"
+        );
+        assert_eq!(p("/net//ipv4/./x").unwrap(), "/proc/sys/net/ipv4/x");
+        assert_eq!(p("kernel.hostname").unwrap_err(), "kernel/hostname");
+        // Dots are separators, so `..` cannot climb out of net/ ...
+        assert_eq!(
+            p("net/../kernel/hostname").unwrap(),
+            "/proc/sys/net/kernel/hostname"
+        );
+        // ... but an interface name can hold dots (`..` is refused by the
+        // skel), and cleaning still keeps the result under net/.
+        assert!(net_key_path("net/IFNAME/../../kernel", "..").is_err());
+        assert_eq!(clean("/proc/sys/net/../../../.."), "/");
+        assert!(p("net").is_err());
+        assert!(p("").is_err());
+        assert!(p("net/a\0b").is_err());
+    }
+}
