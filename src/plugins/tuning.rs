@@ -17,16 +17,16 @@ use crate::cni::json::{self, fold_eq, GoValue};
 use crate::cni::result::CniResult;
 use crate::cni::types::valid_attachments;
 use crate::cni::{version, CniError, Plugin, Request};
-use crate::netlink::link::{parse_mac, IFF_ALLMULTI};
+use crate::netlink::link::{format_mac, parse_mac, IFF_ALLMULTI};
 use crate::netlink::Netlink;
-use crate::steps::goregexp::Regex;
+use crate::steps::linkattrs::LinkAttrs;
 use crate::steps::netns::NetNs;
 use crate::steps::undo::Undo;
-use crate::steps::{check, fault, sysctl};
+use crate::steps::{check, fault, statefile, sysctl};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io::ErrorKind;
+use std::os::unix::fs::DirBuilderExt;
 
 pub const PLUGIN: Plugin = Plugin {
     name: "tuning",
@@ -97,22 +97,11 @@ struct Sysctl {
 struct Settings {
     data_dir: String,
     sysctls: Vec<Sysctl>,
-    /// The MAC and the text it was given as (which goes into the result).
-    mac: Option<([u8; 6], String)>,
+    /// The MAC as given (it goes into the result as is).
+    mac_text: String,
+    /// `promisc: false` means "leave alone" on ADD, "must be off" on CHECK.
     promisc: bool,
-    mtu: Option<u32>,
-    allmulti: Option<bool>,
-    txqlen: Option<u32>,
-}
-
-impl Settings {
-    fn touches_link(&self) -> bool {
-        self.mac.is_some()
-            || self.promisc
-            || self.mtu.is_some()
-            || self.allmulti.is_some()
-            || self.txqlen.is_some()
-    }
+    link: LinkAttrs,
 }
 
 /// Go refuses a key repeated inside `sysctl` (the decoded map would keep
@@ -177,16 +166,21 @@ fn settings(req: &Request) -> Result<Settings, CniError> {
             d => d.to_string(),
         },
         promisc,
-        allmulti,
-        mtu: (mtu != 0).then(|| to_u32("mtu", mtu)).transpose()?,
-        txqlen: txqlen.map(|q| to_u32("txQLen", q)).transpose()?,
+        link: LinkAttrs {
+            promisc: promisc.then_some(true),
+            allmulti,
+            mtu: (mtu != 0).then(|| to_u32("mtu", mtu)).transpose()?,
+            txqlen: txqlen.map(|q| to_u32("txQLen", q)).transpose()?,
+            mac: None,
+        },
         ..Default::default()
     };
     if !mac.0.is_empty() {
         let bytes = parse_mac(&mac.0).ok_or_else(|| {
             CniError::config(format!("{}: invalid MAC address {:?}", mac.1, mac.0))
         })?;
-        out.mac = Some((bytes, mac.0));
+        out.link.mac = Some(bytes.to_vec());
+        out.mac_text = mac.0;
     }
     for (key, value) in sysctls {
         let path = sysctl::net_key_path(&key, &req.ifname).map_err(|mapped| {
@@ -204,41 +198,6 @@ fn allowlist_path() -> String {
         return p;
     }
     ALLOWLIST.to_string()
-}
-
-/// When the allow-list file exists, every sysctl key must match one of its
-/// lines (Go regexps, unanchored, against the key as written).
-fn check_allowlist(sysctls: &[Sysctl]) -> Result<(), CniError> {
-    if sysctls.is_empty() {
-        return Ok(());
-    }
-    let path = allowlist_path();
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(CniError::io(format!("failed to read {path}: {e}"))),
-    };
-    let lines: Vec<&str> = text
-        .split('\n')
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let mut patterns = Vec::new();
-    for l in &lines {
-        patterns.push(
-            Regex::new(l).map_err(|e| CniError::config(format!("{path}: pattern {l:?}: {e}")))?,
-        );
-    }
-    for s in sysctls {
-        if !patterns.iter().any(|p| p.is_match(&s.key)) {
-            return Err(CniError::config(format!(
-                "sysctl: Sysctl {} is not allowed. Only the following sysctls are allowed: [{}]",
-                s.key,
-                lines.join(" ")
-            )));
-        }
-    }
-    Ok(())
 }
 
 // ---- the backup file -------------------------------------------------------
@@ -279,6 +238,27 @@ impl Backup {
             false => format!("{{\n {}\n}}", fields.join(",\n ")),
         }
     }
+
+    fn of(old: &LinkAttrs) -> Backup {
+        Backup {
+            mac: old.mac.as_deref().map(format_mac).unwrap_or_default(),
+            promisc: old.promisc,
+            mtu: old.mtu.map(i64::from).unwrap_or(0),
+            allmulti: old.allmulti,
+            tx_qlen: old.txqlen.map(i64::from),
+        }
+    }
+
+    /// What to restore (values the kernel cannot take are left out).
+    fn attrs(&self) -> LinkAttrs {
+        LinkAttrs {
+            mac: parse_mac(&self.mac).map(|m| m.to_vec()),
+            promisc: self.promisc,
+            mtu: u32::try_from(self.mtu).ok().filter(|m| *m != 0),
+            allmulti: self.allmulti,
+            txqlen: self.tx_qlen.and_then(|q| u32::try_from(q).ok()),
+        }
+    }
 }
 
 fn backup_path(data_dir: &str, container_id: &str, ifname: &str) -> String {
@@ -288,51 +268,22 @@ fn backup_path(data_dir: &str, container_id: &str, ifname: &str) -> String {
     )
 }
 
-/// Read a file without following a symlink; `Ok(None)` if absent.
-fn read_nofollow(path: &str) -> std::io::Result<Option<Vec<u8>>> {
-    let mut f = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut buf = Vec::new();
-    Read::by_ref(&mut f).take(1 << 20).read_to_end(&mut buf)?;
-    Ok(Some(buf))
-}
-
-/// Write `bytes` 0600, never through a symlink.
-fn write_nofollow(path: &str, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(path)?
-        .write_all(bytes)
-}
-
 // ---- commands --------------------------------------------------------------
 
 fn add(req: &Request) -> Result<CniResult, CniError> {
     let conf = req.net_conf()?;
     let s = settings(req)?;
-    check_allowlist(&s.sysctls)?;
+    sysctl::check_allowlist(&allowlist_path(), s.sysctls.iter().map(|c| c.key.as_str()))?;
     let mut result = check::prev_result(req, &conf, "tuning")?;
     let ns = NetNs::open(&req.netns)?;
     let (id, ifname) = (req.container_id.as_str(), req.ifname.as_str());
     ns.run(|| apply(id, ifname, &s))??;
-    if let Some((_, given)) = &s.mac {
-        for i in result
-            .interfaces
-            .iter_mut()
-            .filter(|i| i.name == req.ifname)
-        {
-            i.mac = given.clone();
+    // Every interface of that name gets the MAC, sandbox or not (as Go).
+    if s.link.mac.is_some() {
+        for i in result.interfaces.iter_mut() {
+            if i.name == req.ifname {
+                i.mac = s.mac_text.clone();
+            }
         }
     }
     result.cni_version = req.version.clone();
@@ -344,9 +295,9 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
 /// undoes everything before it.
 fn apply(id: &str, ifname: &str, s: &Settings) -> Result<(), CniError> {
     let nl = Netlink::route().map_err(|e| CniError::internal(format!("netlink: {e}")))?;
-    let link = match s.touches_link() {
-        false => None,
-        true => Some(nl.link_and_txqlen_by_name(ifname)?.ok_or_else(|| {
+    let link = match s.link.is_empty() {
+        true => None,
+        false => Some(nl.link_and_txqlen_by_name(ifname)?.ok_or_else(|| {
             CniError::internal(format!("failed to get {ifname:?}: link not found"))
         })?),
     };
@@ -381,70 +332,29 @@ fn apply(id: &str, ifname: &str, s: &Settings) -> Result<(), CniError> {
         return Ok(());
     };
 
-    let backup = Backup {
-        mac: s
-            .mac
-            .as_ref()
-            .map(|_| link.mac_string())
-            .unwrap_or_default(),
-        promisc: s.promisc.then(|| link.is_promisc()),
-        mtu: s.mtu.map(|_| link.mtu as i64).unwrap_or(0),
-        allmulti: s.allmulti.map(|_| link.flags & IFF_ALLMULTI != 0),
-        tx_qlen: s.txqlen.map(|_| txqlen as i64),
-    };
+    let old = s.link.current(&link, txqlen);
     let path = backup_path(&s.data_dir, id, ifname);
-    let previous = read_nofollow(&path).ok().flatten();
+    let previous = statefile::read(&path).ok().flatten();
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&s.data_dir)
         .map_err(|e| CniError::io(format!("failed to create backup directory: {e}")))?;
-    write_nofollow(&path, backup.to_go_json().as_bytes())
+    statefile::write(&path, Backup::of(&old).to_go_json().as_bytes())
         .map_err(|e| CniError::io(format!("failed to save {path}: {e}")))?;
-    let saved = path.clone();
     undo.push(move || {
         let _ = match previous {
-            Some(bytes) => write_nofollow(&saved, &bytes),
-            None => std::fs::remove_file(&saved),
+            Some(bytes) => statefile::write(&path, &bytes),
+            None => std::fs::remove_file(&path),
         };
     });
     fault::point("tuning:after-backup")?;
 
-    let (nl, idx) = (&nl, link.index);
-    if let Some((mac, _)) = &s.mac {
-        nl.link_set_mac(idx, mac)?;
-        let old = link.mac.clone();
-        undo.push(move || {
-            let _ = nl.link_set_mac(idx, &old);
-        });
-    }
-    if s.promisc {
-        nl.link_set_promisc(idx, true)?;
-        let was = link.is_promisc();
-        undo.push(move || {
-            let _ = nl.link_set_promisc(idx, was);
-        });
-    }
-    if let Some(mtu) = s.mtu {
-        nl.link_set_mtu(idx, mtu)?;
-        let was = link.mtu;
-        undo.push(move || {
-            let _ = nl.link_set_mtu(idx, was);
-        });
-    }
-    if let Some(on) = s.allmulti {
-        nl.link_set_allmulti(idx, on)?;
-        let was = link.flags & IFF_ALLMULTI != 0;
-        undo.push(move || {
-            let _ = nl.link_set_allmulti(idx, was);
-        });
-    }
-    if let Some(q) = s.txqlen {
-        nl.link_set_txqlen(idx, q)?;
-        undo.push(move || {
-            let _ = nl.link_set_txqlen(idx, txqlen);
-        });
-    }
+    let (nl, index) = (&nl, link.index);
+    undo.push(move || {
+        old.restore(nl, index);
+    });
+    s.link.apply(nl, index)?;
     fault::point("tuning:after-link")?;
     undo.commit();
     Ok(())
@@ -467,7 +377,7 @@ fn del(req: &Request) -> Result<(), CniError> {
         d => d,
     };
     let path = backup_path(dir, &req.container_id, &req.ifname);
-    let Ok(Some(bytes)) = read_nofollow(&path) else {
+    let Ok(Some(bytes)) = statefile::read(&path) else {
         return Ok(());
     };
     let remove = || {
@@ -492,30 +402,13 @@ fn del(req: &Request) -> Result<(), CniError> {
     Ok(())
 }
 
-/// Put the backed-up values back (MTU, MAC, promisc, allmulti, txqueuelen,
-/// the reference's order), going on after a failure.
+/// Put the backed-up values back, best effort (a failure cannot be fixed
+/// by keeping the file: the runtime does not retry a DEL that succeeded).
 fn restore(ifname: &str, b: &Backup) {
-    let Ok(nl) = Netlink::route() else { return };
-    let Ok(Some((link, _))) = nl.link_and_txqlen_by_name(ifname) else {
-        return;
-    };
-    let idx = link.index;
-    if let Ok(mtu) = u32::try_from(b.mtu) {
-        if mtu != 0 {
-            let _ = nl.link_set_mtu(idx, mtu);
+    if let Ok(nl) = Netlink::route() {
+        if let Ok(Some((link, _))) = nl.link_and_txqlen_by_name(ifname) {
+            b.attrs().restore(&nl, link.index);
         }
-    }
-    if let Some(mac) = parse_mac(&b.mac) {
-        let _ = nl.link_set_mac(idx, &mac);
-    }
-    if let Some(p) = b.promisc {
-        let _ = nl.link_set_promisc(idx, p);
-    }
-    if let Some(a) = b.allmulti {
-        let _ = nl.link_set_allmulti(idx, a);
-    }
-    if let Some(q) = b.tx_qlen.and_then(|q| u32::try_from(q).ok()) {
-        let _ = nl.link_set_txqlen(idx, q);
     }
 }
 
@@ -547,13 +440,12 @@ fn verify(ifname: &str, s: &Settings) -> Result<(), CniError> {
     let Some((link, txqlen)) = nl.link_and_txqlen_by_name(ifname)? else {
         return fail(format!("Cannot find container link {ifname}"));
     };
-    if let Some((mac, given)) = &s.mac {
-        if link.mac != mac {
-            return fail(format!(
-                "Error: Tuning configured Ethernet of {ifname} is {given}, current value is {}",
-                link.mac_string()
-            ));
-        }
+    if s.link.mac.as_ref().is_some_and(|m| *m != link.mac) {
+        return fail(format!(
+            "Error: Tuning configured Ethernet of {ifname} is {}, current value is {}",
+            s.mac_text,
+            link.mac_string()
+        ));
     }
     if s.promisc != link.is_promisc() {
         return fail(format!(
@@ -562,19 +454,19 @@ fn verify(ifname: &str, s: &Settings) -> Result<(), CniError> {
             link.is_promisc()
         ));
     }
-    if let Some(mtu) = s.mtu.filter(|m| *m != link.mtu) {
+    if let Some(mtu) = s.link.mtu.filter(|m| *m != link.mtu) {
         return fail(format!(
             "Error: Tuning configured MTU of {ifname} is {mtu}, current value is {}",
             link.mtu
         ));
     }
     let allmulti = link.flags & IFF_ALLMULTI != 0;
-    if let Some(want) = s.allmulti.filter(|a| *a != allmulti) {
+    if let Some(want) = s.link.allmulti.filter(|a| *a != allmulti) {
         return fail(format!(
             "Error: Tuning configured all-multicast mode of {ifname} is {want}, current value is {allmulti}"
         ));
     }
-    if let Some(want) = s.txqlen.filter(|q| *q != txqlen) {
+    if let Some(want) = s.link.txqlen.filter(|q| *q != txqlen) {
         return fail(format!(
             "Error: Tuning configured TX queue length of {ifname} is {want}, current value is {txqlen}"
         ));
@@ -592,66 +484,4 @@ fn gc(req: &Request) -> Result<(), CniError> {
     valid_attachments(&req.config)?;
     req.decode::<TuningConf>()?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cni::skel::with_test_request;
-
-    #[test]
-    fn backup_bytes_are_go_marshal_indent() {
-        let b = Backup {
-            mac: "2e:cb:00:11:22:33".into(),
-            promisc: Some(false),
-            mtu: 1500,
-            allmulti: Some(false),
-            tx_qlen: Some(1000),
-        };
-        assert_eq!(
-            b.to_go_json(),
-            "{\n \"mac\": \"2e:cb:00:11:22:33\",\n \"promisc\": false,\n \"mtu\": 1500,\n \"allmulti\": false,\n \"txQLen\": 1000\n}"
-        );
-        assert_eq!(Backup::default().to_go_json(), "{}");
-        let back: Backup = json::from_slice(b.to_go_json().as_bytes()).unwrap();
-        assert_eq!(back, b);
-    }
-
-    #[test]
-    fn mac_precedence_ends_with_args_cni() {
-        let conf = r#"{"cniVersion":"1.0.0","name":"n","type":"tuning","mac":"02:00:00:00:00:01",
-            "runtimeConfig":{"mac":"02:00:00:00:00:03"},
-            "args":{"cni":{"mac":"02:00:00:00:00:04","sysctl":{"net.core.somaxconn":"500"}}}}"#;
-        let s = with_test_request(conf, "MAC=02:00:00:00:00:02", settings).unwrap();
-        assert_eq!(s.mac.unwrap().1, "02:00:00:00:00:04");
-        assert_eq!(s.sysctls[0].path, "/proc/sys/net/core/somaxconn");
-        let conf = r#"{"cniVersion":"1.0.0","name":"n","type":"tuning","mac":"02:00:00:00:00:01"}"#;
-        let s = with_test_request(conf, "MAC=02:00:00:00:00:02", settings).unwrap();
-        assert_eq!(s.mac.unwrap().1, "02:00:00:00:00:02");
-    }
-
-    #[test]
-    fn bad_values_are_refused_naming_the_field() {
-        for (conf, field) in [
-            (
-                r#"{"sysctl":{"kernel.hostname":"x"}}"#,
-                "invalid net sysctl key: \"kernel/hostname\"",
-            ),
-            (
-                r#"{"sysctl":{"net.a":"1","net.a":"2"}}"#,
-                "duplicated sysctl keys",
-            ),
-            (r#"{"mac":"zz"}"#, "mac: invalid MAC"),
-            (
-                r#"{"args":{"cni":{"mac":"1:2"}}}"#,
-                "args.cni.mac: invalid MAC",
-            ),
-            (r#"{"mtu":-1}"#, "mtu: invalid value -1"),
-            (r#"{"txQLen":4294967296}"#, "txQLen: invalid value"),
-        ] {
-            let e = with_test_request(conf, "", settings).unwrap_err();
-            assert_eq!(e.code, 7, "{conf}: {e:?}");
-            assert!(e.msg.contains(field), "{conf}: {}", e.msg);
-        }
-    }
 }

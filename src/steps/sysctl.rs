@@ -137,3 +137,42 @@ mod key_tests {
         assert!(p("net/a\0b").is_err());
     }
 }
+
+/// Go tuning's allow-list: when the file at `path` exists, every key must
+/// match one of its non-empty (trimmed) lines, each a Go regexp matched
+/// unanchored against the key as written. A line we cannot read as a
+/// regexp is an error, never a silent match or mismatch.
+pub fn check_allowlist<'k>(
+    path: &str,
+    keys: impl IntoIterator<Item = &'k str>,
+) -> Result<(), CniError> {
+    let mut keys = keys.into_iter().peekable();
+    if keys.peek().is_none() {
+        return Ok(());
+    }
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(CniError::io(format!("failed to read {path}: {e}"))),
+    };
+    let lines: Vec<&str> = text
+        .split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut patterns = Vec::new();
+    for l in &lines {
+        let re = super::goregexp::Regex::new(l)
+            .map_err(|e| CniError::config(format!("{path}: pattern {l:?}: {e}")))?;
+        patterns.push(re);
+    }
+    for key in keys {
+        if !patterns.iter().any(|p| p.is_match(key)) {
+            return Err(CniError::config(format!(
+                "sysctl: Sysctl {key} is not allowed. Only the following sysctls are allowed: [{}]",
+                lines.join(" ")
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! Small state files in a data directory shared with the Go plugins: read
+//! and written without ever following a symlink planted in the directory.
+
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+
+/// The largest state file we read.
+const MAX: u64 = 1 << 20;
+
+/// The file's bytes (at most 1 MiB), `Ok(None)` if it does not exist.
+pub fn read(path: &str) -> std::io::Result<Option<Vec<u8>>> {
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut buf = Vec::new();
+    f.take(MAX).read_to_end(&mut buf)?;
+    Ok(Some(buf))
+}
+
+/// Create or replace the file with `bytes`, mode 0600.
+pub fn write(path: &str, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)?
+        .write_all(bytes)
+}
