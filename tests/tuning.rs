@@ -622,3 +622,25 @@ fn prev_result_required_and_status_gc_keep_backups() {
     w.ours("DEL", &conf).ok();
     assert_eq!(state(&w.link()).1, 1500);
 }
+
+#[test]
+fn a_symlink_planted_as_the_backup_is_never_followed() {
+    require_root!();
+    let w = World::new();
+    let elsewhere = TempDir::new("tuning-elsewhere");
+    let target = elsewhere.path().join("precious");
+    std::fs::write(&target, "keep").unwrap();
+    std::os::unix::fs::symlink(&target, w.backup()).unwrap();
+    let orig = w.sysctl(SOMAXCONN);
+    let conf = w.conf(
+        "1.0.0",
+        json!({"mtu": 1400, "sysctl": {"net.core.somaxconn": "905"}}),
+    );
+    let r = w.ours("ADD", &conf);
+    r.fails();
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+    assert_eq!(state(&w.link()).1, 1500, "link untouched");
+    assert_eq!(w.sysctl(SOMAXCONN), orig, "sysctl rolled back");
+    w.ours("DEL", &conf).ok();
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+}

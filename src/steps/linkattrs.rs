@@ -75,3 +75,44 @@ impl LinkAttrs {
         ok
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netlink::link::Link;
+
+    #[test]
+    fn current_reads_only_the_fields_being_set() {
+        let link = Link {
+            mac: vec![2, 0, 0, 0, 0, 1],
+            mtu: 1500,
+            flags: IFF_ALLMULTI,
+            ..Default::default()
+        };
+        let want = LinkAttrs {
+            mtu: Some(9000),
+            allmulti: Some(false),
+            ..Default::default()
+        };
+        assert_eq!(
+            want.current(&link, 1000),
+            LinkAttrs {
+                mtu: Some(1500),
+                allmulti: Some(true),
+                ..Default::default()
+            }
+        );
+        let all = LinkAttrs {
+            mac: Some(vec![2, 0, 0, 0, 0, 9]),
+            promisc: Some(true),
+            mtu: Some(1),
+            allmulti: Some(true),
+            txqlen: Some(1),
+        };
+        let old = all.current(&link, 1000);
+        assert_eq!(old.mac.as_deref(), Some(&[2u8, 0, 0, 0, 0, 1][..]));
+        assert_eq!(old.promisc, Some(false));
+        assert_eq!(old.txqlen, Some(1000));
+        assert!(LinkAttrs::default().is_empty() && !old.is_empty());
+    }
+}

@@ -34,3 +34,33 @@ pub fn write(path: &str, bytes: &[u8]) -> std::io::Result<()> {
         .open(path)?
         .write_all(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    #[test]
+    fn planted_symlinks_are_never_followed() {
+        let dir = std::env::temp_dir().join(format!("cnibox-statefile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("target");
+        std::fs::write(&target, b"keep").unwrap();
+        let link = dir.join("link");
+        symlink(&target, &link).unwrap();
+        let link = link.to_str().unwrap();
+        assert!(write(link, b"evil").is_err());
+        assert!(read(link).is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+
+        let file = dir.join("state.json");
+        let file = file.to_str().unwrap();
+        assert_eq!(read(file).unwrap(), None);
+        write(file, b"one").unwrap();
+        write(file, b"2").unwrap();
+        assert_eq!(read(file).unwrap().unwrap(), b"2");
+        let mode = std::fs::metadata(file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
