@@ -48,9 +48,14 @@ const DIGIT: &[(char, char)] = &[('0', '9')];
 const WORD: &[(char, char)] = &[('0', '9'), ('A', 'Z'), ('_', '_'), ('a', 'z')];
 const SPACE: &[(char, char)] = &[('\t', '\n'), ('\x0c', '\r'), (' ', ' ')];
 
+/// Nesting limit (Go allows 1000; allow-lists need a few, and this keeps
+/// the recursive parser far from the stack limit).
+const MAX_DEPTH: usize = 100;
+
 struct Parser {
     s: Vec<char>,
     i: usize,
+    depth: usize,
 }
 
 impl Parser {
@@ -160,7 +165,12 @@ impl Parser {
                 if self.eat('?') && !self.eat(':') {
                     return Err("unsupported group flags (?".into());
                 }
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
+                    return Err("expression nests too deeply".into());
+                }
                 let inner = self.alt()?;
+                self.depth -= 1;
                 if !self.eat(')') {
                     return Err("missing closing )".into());
                 }
@@ -327,6 +337,7 @@ impl Regex {
         let mut p = Parser {
             s: pattern.chars().collect(),
             i: 0,
+            depth: 0,
         };
         let node = p.alt()?;
         if p.i != p.s.len() {
@@ -450,6 +461,28 @@ mod tests {
             "a{1001}",
         ] {
             assert!(Regex::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_and_junk_never_panics() {
+        assert!(Regex::new(&"(".repeat(100_000)).is_err());
+        assert!(Regex::new(&format!("{}a{}", "(".repeat(100), ")".repeat(100))).is_ok());
+        // A cheap deterministic fuzz over the syntax characters.
+        let alphabet: Vec<char> = "ab.^$|()[]{}*+?\\-,:0123dwsz\n".chars().collect();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            let mut p = String::new();
+            for _ in 0..(x % 12) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                p.push(alphabet[(x % alphabet.len() as u64) as usize]);
+            }
+            if let Ok(r) = Regex::new(&p) {
+                let _ = r.is_match("ab\nz.0-");
+            }
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
         }
     }
 
