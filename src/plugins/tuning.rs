@@ -363,7 +363,7 @@ fn apply(id: &str, ifname: &str, s: &Settings) -> Result<(), CniError> {
 /// DEL never fails once the config is valid. The backup is removed when its
 /// values are back, and also when the namespace or the link is gone (they
 /// can never be restored then) or the file is not a backup at all. It stays
-/// only when the namespace cannot be entered (a later DEL or GC may).
+/// only when the namespace cannot be entered (a later DEL may).
 fn del(req: &Request) -> Result<(), CniError> {
     #[derive(Default, Deserialize)]
     #[serde(default)]
