@@ -369,3 +369,85 @@ mod tests {
         assert_eq!(l.oper_state, IF_OPER_UP);
     }
 }
+
+// ---- tuning: txqueuelen and all-multicast (kept together at the end) -------
+
+/// `IFF_ALLMULTI` (linux/if.h).
+pub const IFF_ALLMULTI: u32 = 0x200;
+
+/// `IFLA_TXQLEN` of an RTM_NEWLINK payload (0 when absent).
+pub fn parse_txqlen(payload: &[u8]) -> u32 {
+    Attrs::new(payload.get(16..).unwrap_or_default())
+        .find(|a| a.ty == IFLA_TXQLEN)
+        .and_then(|a| a.u32())
+        .unwrap_or(0)
+}
+
+/// RTM_SETLINK setting or clearing `flag` (IFF_PROMISC, IFF_ALLMULTI, ...).
+pub fn set_flag_request(index: u32, flag: u32, on: bool) -> Msg {
+    let flags = if on { flag } else { 0 };
+    Msg::with_header(&ifinfomsg(AF_UNSPEC, index, flags, flag))
+}
+
+/// RTM_SETLINK with `IFLA_TXQLEN`.
+pub fn set_txqlen_request(index: u32, qlen: u32) -> Msg {
+    let mut m = Msg::with_header(&ifinfomsg(AF_UNSPEC, index, 0, 0));
+    m.put_u32(IFLA_TXQLEN, qlen);
+    m
+}
+
+impl Netlink {
+    /// [`link_by_name`](Self::link_by_name) with the link's txqueuelen.
+    pub fn link_and_txqlen_by_name(&self, name: &str) -> Result<Option<(Link, u32)>, NlError> {
+        let mut m = Msg::with_header(&ifinfomsg(AF_UNSPEC, 0, 0, 0));
+        m.put_str(IFLA_IFNAME, name);
+        match self.get(&format!("get link {name}"), RTM_GETLINK, m.as_bytes()) {
+            Ok(reply) => Ok(parse_link(&reply.payload).map(|l| (l, parse_txqlen(&reply.payload)))),
+            Err(e) if e.is_gone() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn link_set_allmulti(&self, index: u32, on: bool) -> Result<(), NlError> {
+        let m = set_flag_request(index, IFF_ALLMULTI, on);
+        self.request(
+            &format!("set link #{index} allmulticast"),
+            RTM_SETLINK,
+            0,
+            m.as_bytes(),
+        )
+    }
+
+    pub fn link_set_txqlen(&self, index: u32, qlen: u32) -> Result<(), NlError> {
+        let m = set_txqlen_request(index, qlen);
+        self.request(
+            &format!("set link #{index} txqueuelen {qlen}"),
+            RTM_SETLINK,
+            0,
+            m.as_bytes(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tuning_tests {
+    use super::*;
+
+    #[test]
+    fn allmulti_and_txqlen_golden_bytes() {
+        #[rustfmt::skip]
+        let want: &[u8] = &[0, 0, 0, 0, 7, 0, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0];
+        assert_eq!(set_flag_request(7, IFF_ALLMULTI, true).as_bytes(), want);
+        #[rustfmt::skip]
+        let want: &[u8] = &[0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0];
+        assert_eq!(set_flag_request(7, IFF_ALLMULTI, false).as_bytes(), want);
+        #[rustfmt::skip]
+        let want: Vec<u8> = [
+            &[0u8, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0][..],
+            &[8, 0, 13, 0], &500u32.to_ne_bytes(),          // IFLA_TXQLEN
+        ].concat();
+        assert_eq!(set_txqlen_request(7, 500).as_bytes(), &want[..]);
+        assert_eq!(parse_txqlen(&want), 500);
+        assert_eq!(parse_txqlen(&want[..16]), 0);
+    }
+}

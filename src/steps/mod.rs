@@ -5,13 +5,16 @@
 pub mod bridge;
 pub mod check;
 pub mod fault;
+pub mod goregexp;
 pub mod iface;
 pub mod ipam;
+pub mod linkattrs;
 pub mod masq;
 pub mod netns;
 pub mod nft_retry;
 pub mod nlbatch;
 pub mod spoofchk;
+pub mod statefile;
 pub mod sysctl;
 pub mod undo;
 pub mod veth;
