@@ -11,6 +11,7 @@ pub mod masq;
 pub mod netns;
 pub mod nft_retry;
 pub mod nlbatch;
+pub mod private_ns;
 pub mod spoofchk;
 pub mod sysctl;
 pub mod undo;
