@@ -8,11 +8,9 @@ use super::link::{format_mac, ifinfomsg};
 use super::socket::{Netlink, NlError};
 
 /// linux/if_link.h
-#[allow(dead_code)] // host-device (next commit)
 pub const IFLA_IFALIAS: u16 = 20;
 
 /// The alias (`IFLA_IFALIAS`) of an RTM_NEWLINK payload; "" when unset.
-#[allow(dead_code)] // host-device (next commit)
 pub fn parse_alias(payload: &[u8]) -> String {
     Attrs::new(payload.get(16..).unwrap_or_default())
         .get(IFLA_IFALIAS)
@@ -22,7 +20,6 @@ pub fn parse_alias(payload: &[u8]) -> String {
 
 /// RTM_SETLINK body setting the alias; "" clears it (the kernel frees the
 /// alias when it is given zero bytes).
-#[allow(dead_code)] // host-device (next commit)
 pub fn alias_request(index: u32, alias: &str) -> Msg {
     let mut m = Msg::with_header(&ifinfomsg(AF_UNSPEC, index, 0, 0));
     if alias.is_empty() {
@@ -48,7 +45,6 @@ impl Netlink {
     }
 
     /// Set (or with "" clear) the alias of a link.
-    #[allow(dead_code)] // host-device (next commit)
     pub fn link_set_alias(&self, index: u32, alias: &str) -> Result<(), NlError> {
         self.request(
             &format!("set alias of link #{index} to {alias:?}"),
@@ -59,7 +55,6 @@ impl Netlink {
     }
 
     /// The alias of a link ("" when none); `Ok(None)` if the link is gone.
-    #[allow(dead_code)] // host-device (next commit)
     pub fn link_alias(&self, index: u32) -> Result<Option<String>, NlError> {
         let m = Msg::with_header(&ifinfomsg(AF_UNSPEC, index, 0, 0));
         match self.get(&format!("get link #{index}"), RTM_GETLINK, m.as_bytes()) {

@@ -4,6 +4,7 @@
 
 pub mod bridge;
 pub mod check;
+pub mod devmove;
 pub mod fault;
 pub mod iface;
 pub mod ipam;

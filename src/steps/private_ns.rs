@@ -13,7 +13,6 @@ use super::netns::NetNs;
 use crate::cni::CniError;
 use nix::sched::{unshare, CloneFlags};
 
-#[allow(dead_code)] // host-device (next commit)
 pub fn create() -> Result<NetNs, CniError> {
     std::thread::scope(|s| {
         s.spawn(|| {
