@@ -275,7 +275,13 @@ fn results_match_the_go_reference_and_each_del_undoes_the_others_add() {
         );
         return;
     }
-    for version in ["0.3.1", "0.4.0", "1.0.0"] {
+    for (version, l3) in [
+        ("0.3.1", true),
+        ("0.4.0", true),
+        ("1.0.0", true),
+        ("0.4.0", false),
+        ("1.0.0", false),
+    ] {
         // Ours with Go's host-local, then Go's with the same.
         let ours_node = node_with_device(true).unwrap();
         let go_node = node_with_device(true).unwrap();
@@ -283,12 +289,15 @@ fn results_match_the_go_reference_and_each_del_undoes_the_others_add() {
         std::fs::remove_file(&go_bin).unwrap();
         std::os::unix::fs::symlink(GO, &go_bin).unwrap();
         let (c1, c2) = (TestNs::new("hdc"), TestNs::new("hdg"));
-        let conf = |n: &Node| hd_conf(n, version, json!({}));
+        let conf = |n: &Node| match l3 {
+            true => hd_conf(n, version, json!({})),
+            false => hd_conf(n, version, json!({"ipam": null, "dns": null})),
+        };
         let ours = call(&ours_node, "ADD", &c1.path(), &conf(&ours_node), None);
         let go = call(&go_node, "ADD", &c2.path(), &conf(&go_node), None);
         ours.ok();
         go.ok();
-        assert_eq!(masked(ours.json()), masked(go.json()), "{version}");
+        assert_eq!(masked(ours.json()), masked(go.json()), "{version} l3={l3}");
 
         // Drop-in both ways: Go's DEL brings back what we moved in (it
         // reads the alias), ours what Go moved in.
@@ -321,4 +330,19 @@ fn status_and_gc_delegate_to_ipam() {
     call(&node, "GC", &ctr.path(), &conf, None).ok();
     let l2 = hd_conf(&node, "1.1.0", json!({"ipam": null}));
     call(&node, "STATUS", &ctr.path(), &l2, None).ok();
+}
+
+#[test]
+fn l2_at_0_2_0_is_refused_before_the_device_moves() {
+    require_root!();
+    let node = node_with_device(false).unwrap();
+    let ctr = TestNs::new("hdc");
+    let mac = link(&node.host, "hd0")["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let conf = hd_conf(&node, "0.2.0", json!({"ipam": null}));
+    let r = call(&node, "ADD", &ctr.path(), &conf, None);
+    assert_eq!(r.err_code(), 1, "{}", r.stdout);
+    assert_home(&node, Some(&ctr), &mac);
 }

@@ -331,3 +331,23 @@ fn selinux_context_is_refused_clearly_where_selinux_is_off() {
     );
     assert_clean(&node, &ctr);
 }
+
+#[test]
+fn l2_at_0_2_0_is_refused_before_any_change_where_the_reference_leaks_the_tap() {
+    require_root!();
+    let node = Node::new("tap");
+    let ctr = TestNs::new("tapc");
+    for version in ["0.1.0", "0.2.0"] {
+        let r = call(&node, "ADD", &ctr, &l2_conf(version, json!({})), None);
+        assert_eq!(r.err_code(), 1, "{}", r.stdout);
+        assert!(r.stdout.contains("cniVersion"), "{}", r.stdout);
+        assert_clean(&node, &ctr);
+    }
+    // L3 at 0.2.0 is fine.
+    let conf = tap_conf(&node, "0.2.0", json!({}));
+    let add = call(&node, "ADD", &ctr, &conf, None);
+    add.ok();
+    assert_eq!(add.json()["ip4"]["ip"], "10.66.0.2/24");
+    call(&node, "DEL", &ctr, &conf, None).ok();
+    assert_clean(&node, &ctr);
+}

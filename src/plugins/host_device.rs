@@ -25,8 +25,9 @@ use crate::steps::devmove::{self, Saved, Side};
 use crate::steps::iface::{self, ConfigureOptions};
 use crate::steps::netns::NetNs;
 use crate::steps::nlbatch::Batch;
+use crate::steps::sysfs_net::{first_netdev, pci_is_dpdk, pci_netdev, SYS};
 use crate::steps::undo::Undo;
-use crate::steps::{check, fault, ipam, veth};
+use crate::steps::{check, fault, ipam, l2result, veth};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -63,7 +64,6 @@ struct RuntimeConf {
 }
 
 const DEFAULT_DATA_DIR: &str = "/var/lib/cni/host-device";
-const DPDK_DRIVERS: [&str; 3] = ["vfio-pci", "uio_pci_generic", "igb_uio"];
 
 /// What the config points at.
 enum Target {
@@ -83,46 +83,9 @@ fn sysfs_name(field: &str, v: &str) -> Result<(), CniError> {
     Ok(())
 }
 
-/// The first entry of a sysfs `net/` directory.
-fn first_netdev(dir: &Path) -> Option<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names.into_iter().next()
-}
-
-fn pci_netdev(id: &str) -> Option<String> {
-    let dev = Path::new("/sys/bus/pci/devices").join(id);
-    if let Some(n) = first_netdev(&dev.join("net")) {
-        return Some(n);
-    }
-    // virtio devices keep theirs one level down.
-    let mut virtio: Vec<PathBuf> = std::fs::read_dir(&dev)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("virtio"))
-        })
-        .collect();
-    virtio.sort();
-    virtio.iter().find_map(|p| first_netdev(&p.join("net")))
-}
-
-fn pci_is_dpdk(id: &str) -> bool {
-    std::fs::read_link(Path::new("/sys/bus/pci/devices").join(id).join("driver"))
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .is_some_and(|d| DPDK_DRIVERS.contains(&d.as_str()))
-}
-
 /// Which device the config means, in the reference's order, everything
 /// checked before anything changes.
-fn resolve(hd: &HostDevConf, host: &Netlink) -> Result<Target, CniError> {
+fn resolve(hd: &HostDevConf, host: &Netlink, sys: &Path) -> Result<Target, CniError> {
     if !hd.device.is_empty() {
         return Ok(Target::Link(hd.device.clone()));
     }
@@ -175,16 +138,16 @@ fn resolve(hd: &HostDevConf, host: &Netlink) -> Result<Target, CniError> {
         ));
     }
     sysfs_name(field, pci)?;
-    if Path::new("/sys/bus/pci/devices").join(pci).exists() {
-        if pci_is_dpdk(pci) {
+    if sys.join("bus/pci/devices").join(pci).exists() {
+        if pci_is_dpdk(sys, pci) {
             return Ok(Target::Dpdk);
         }
-        return pci_netdev(pci).map(Target::Link).ok_or_else(|| {
+        return pci_netdev(sys, pci).map(Target::Link).ok_or_else(|| {
             CniError::config(format!("{field}: no net device found for PCI device {pci}"))
         });
     }
     if field == "runtimeConfig.deviceID" {
-        let aux = Path::new("/sys/bus/auxiliary/devices").join(pci);
+        let aux = sys.join("bus/auxiliary/devices").join(pci);
         if aux.exists() {
             return first_netdev(&aux.join("net"))
                 .map(Target::Link)
@@ -213,27 +176,15 @@ fn state_path(req: &Request, hd: &HostDevConf) -> PathBuf {
     Path::new(dir).join(format!("{}_{}.json", req.container_id, req.ifname))
 }
 
-fn write_state(path: &Path, saved: &Saved) -> Result<(), CniError> {
-    let io = |e: std::io::Error| CniError::io(format!("failed to write {}: {e}", path.display()));
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let bytes = serde_json::to_vec(saved).map_err(|e| CniError::internal(e.to_string()))?;
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
-}
-
-fn read_state(path: &Path) -> Option<Saved> {
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
-}
-
 fn add(req: &Request) -> Result<CniResult, CniError> {
     let conf = req.net_conf()?;
     let hd: HostDevConf = req.decode()?;
     let ipam_type = conf.ipam_type()?.to_string();
+    if ipam_type.is_empty() {
+        l2result::refuse_old_version(&req.version)?;
+    }
     let host_nl = Netlink::route()?;
-    let target = resolve(&hd, &host_nl)?;
+    let target = resolve(&hd, &host_nl, Path::new(SYS))?;
     let ns = NetNs::open(&req.netns)?;
     let cont_nl = ns.netlink()?;
     let host_ns = NetNs::current()?;
@@ -260,7 +211,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
             mac: dev.mac_string(),
         };
         let state = state_path(req, &hd);
-        write_state(&state, &saved)?;
+        saved.write(&state)?;
         let st = state.clone();
         undo.push(move || {
             let _ = std::fs::remove_file(st);
@@ -331,11 +282,11 @@ fn del(req: &Request) -> Result<(), CniError> {
     let pci = [&hd.pci_bus_id, &hd.runtime_config.device_id]
         .into_iter()
         .find(|p| !p.is_empty());
-    if pci.is_some_and(|p| sysfs_name("pciBusID", p).is_ok() && pci_is_dpdk(p)) {
+    if pci.is_some_and(|p| sysfs_name("pciBusID", p).is_ok() && pci_is_dpdk(Path::new(SYS), p)) {
         return Ok(()); // DPDK: nothing was moved.
     }
     let state = state_path(req, &hd);
-    let saved = read_state(&state);
+    let saved = Saved::read(&state);
     let host_nl = Netlink::route()?;
     let host_ns = NetNs::current()?;
     let host = Side {
@@ -401,7 +352,10 @@ fn check(req: &Request) -> Result<(), CniError> {
         ipam::check(req, &ipam_type)?;
     }
     let prev = check::prev_result(req, &conf, "host-device")?;
-    if matches!(resolve(&hd, &Netlink::route()?), Ok(Target::Dpdk)) {
+    if matches!(
+        resolve(&hd, &Netlink::route()?, Path::new(SYS)),
+        Ok(Target::Dpdk)
+    ) {
         return Ok(());
     }
     let (idx, iface) = check::container_iface(&prev, &req.ifname, &req.netns)?;
@@ -421,5 +375,97 @@ fn gc(req: &Request) -> Result<(), CniError> {
     match req.net_conf()?.ipam_type()? {
         "" => Ok(()),
         t => ipam::gc(req, t),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake sysfs: a PCI NIC, a virtio NIC, a DPDK-bound PCI device and
+    /// an auxiliary (SF) device.
+    fn fake_sys() -> PathBuf {
+        let root = std::env::temp_dir().join(format!("hd-sys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let pci = root.join("bus/pci/devices");
+        let mk = |p: PathBuf| std::fs::create_dir_all(p).unwrap();
+        mk(pci.join("0000:01:00.0/net/enp1s0"));
+        mk(pci.join("0000:01:00.1/virtio3/net/eth7"));
+        mk(pci.join("0000:02:00.0"));
+        mk(root.join("bus/pci/drivers/vfio-pci"));
+        std::os::unix::fs::symlink(
+            "../../../bus/pci/drivers/vfio-pci",
+            pci.join("0000:02:00.0/driver"),
+        )
+        .unwrap();
+        mk(root.join("bus/auxiliary/devices/mlx5_core.sf.2/net/enp3s0f0s1"));
+        root
+    }
+
+    fn conf(json: &str) -> HostDevConf {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn name(t: Result<Target, CniError>) -> String {
+        match t.unwrap() {
+            Target::Link(n) => n,
+            Target::Dpdk => "DPDK".into(),
+        }
+    }
+
+    #[test]
+    fn lookups_in_the_reference_order_through_sysfs() {
+        let sys = fake_sys();
+        let nl = Netlink::route().unwrap();
+        let r = |j: &str| resolve(&conf(j), &nl, &sys);
+        assert_eq!(name(r(r#"{"pciBusID":"0000:01:00.0"}"#)), "enp1s0");
+        assert_eq!(name(r(r#"{"pciBusID":"0000:01:00.1"}"#)), "eth7");
+        assert_eq!(name(r(r#"{"pciBusID":"0000:02:00.0"}"#)), "DPDK");
+        assert_eq!(
+            name(r(r#"{"runtimeConfig":{"deviceID":"0000:01:00.0"}}"#)),
+            "enp1s0"
+        );
+        assert_eq!(
+            name(r(r#"{"runtimeConfig":{"deviceID":"mlx5_core.sf.2"}}"#)),
+            "enp3s0f0s1"
+        );
+        // device wins over everything else, pciBusID over deviceID.
+        assert_eq!(
+            name(r(r#"{"device":"d0","pciBusID":"0000:01:00.0"}"#)),
+            "d0"
+        );
+        assert_eq!(
+            name(r(
+                r#"{"pciBusID":"0000:01:00.1","runtimeConfig":{"deviceID":"0000:01:00.0"}}"#
+            )),
+            "eth7"
+        );
+        let e = r(r#"{"runtimeConfig":{"deviceID":"nope.0"}}"#)
+            .err()
+            .unwrap();
+        assert_eq!(e.code, 7);
+        assert!(e.msg.contains("not found or unsupported"), "{e:?}");
+        let e = r(r#"{"pciBusID":"../0000:01:00.0"}"#).err().unwrap();
+        assert!(e.msg.starts_with("pciBusID"), "{e:?}");
+        let _ = std::fs::remove_dir_all(&sys);
+    }
+
+    #[test]
+    fn kernelpath_must_stay_under_sys_devices() {
+        let nl = Netlink::route().unwrap();
+        for bad in [
+            "/etc",
+            "/sys/devices/../../etc",
+            "sys/devices/x",
+            "/sys/devicesX/y",
+        ] {
+            let c = HostDevConf {
+                kernelpath: bad.into(),
+                ..Default::default()
+            };
+            let e = resolve(&c, &nl, Path::new(SYS)).err().unwrap();
+            assert_eq!(e.code, 7, "{bad}");
+            assert!(e.msg.contains("/sys/devices/"), "{bad}: {e:?}");
+        }
     }
 }

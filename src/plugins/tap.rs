@@ -21,7 +21,7 @@ use crate::steps::iface::{self, ConfigureOptions};
 use crate::steps::netns::NetNs;
 use crate::steps::nlbatch::Batch;
 use crate::steps::undo::Undo;
-use crate::steps::{check, fault, ipam, sysctl, veth};
+use crate::steps::{check, fault, ipam, l2result, sysctl, veth};
 use nix::errno::Errno;
 use serde::Deserialize;
 use std::path::Path;
@@ -119,6 +119,9 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
         )));
     }
     let ipam_type = conf.ipam_type()?.to_string();
+    if ipam_type.is_empty() {
+        l2result::refuse_old_version(&req.version)?;
+    }
 
     // Everything that can be checked is checked before anything changes.
     let ns = NetNs::open(&req.netns)?;

@@ -15,6 +15,7 @@ use crate::cni::CniError;
 use crate::netlink::link::{parse_mac, Link};
 use crate::netlink::Netlink;
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 /// What the host had before the move (the state file's content).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +27,26 @@ pub struct Saved {
     pub alias: String,
     pub up: bool,
     pub mac: String,
+}
+
+impl Saved {
+    /// Write the record (write then rename: never half a file).
+    pub fn write(&self, path: &Path) -> Result<(), CniError> {
+        let io =
+            |e: std::io::Error| CniError::io(format!("failed to write {}: {e}", path.display()));
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let tmp = path.with_extension("tmp");
+        let bytes = serde_json::to_vec(self).map_err(|e| CniError::internal(e.to_string()))?;
+        std::fs::write(&tmp, bytes).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// The record at `path`, if there is a readable one.
+    pub fn read(path: &Path) -> Option<Saved> {
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    }
 }
 
 /// The two ends of a move: a namespace and a socket in it.

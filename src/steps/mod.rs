@@ -8,6 +8,7 @@ pub mod devmove;
 pub mod fault;
 pub mod iface;
 pub mod ipam;
+pub mod l2result;
 pub mod masq;
 pub mod netns;
 pub mod nft_retry;
@@ -15,6 +16,7 @@ pub mod nlbatch;
 pub mod private_ns;
 pub mod spoofchk;
 pub mod sysctl;
+pub mod sysfs_net;
 pub mod undo;
 pub mod veth;
 
