@@ -170,7 +170,10 @@ fn home_from(
 /// when it is not here (a virtual device dies with its namespace).
 pub fn restore_returned(host: &Side, saved: &Saved) -> Result<bool, CniError> {
     for l in host.nl.links()? {
-        if host.nl.link_alias(l.index)?.as_deref() != Some(saved.name.as_str()) {
+        // Our alias and, when we know it, the same MAC: never another
+        // device that happens to carry that alias.
+        let same_mac = parse_mac(&saved.mac).is_none_or(|m| l.mac == m);
+        if !same_mac || host.nl.link_alias(l.index)?.as_deref() != Some(saved.name.as_str()) {
             continue;
         }
         if l.name != saved.name {
