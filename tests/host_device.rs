@@ -352,16 +352,28 @@ fn del_with_the_netns_gone_restores_a_device_the_kernel_gave_back() {
     require_root!();
     let node = node_with_device(false).unwrap();
     let ctr = TestNs::new("hdc");
-    let mac = link(&node.host, "hd0")["address"].as_str().unwrap().to_string();
+    let mac = link(&node.host, "hd0")["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let conf = hd_conf(&node, "1.0.0", json!({}));
     call(&node, "ADD", &ctr.path(), &conf, None).ok();
     // What the kernel does with a physical device when its netns dies: back
     // to the initial netns, alias kept, renamed devN if its name is taken.
     // Played here by hand (a veth would die with the netns).
-    ctr.ip(&["link", "set", "net1", "netns", &node.host.name, "name", "dev5"]);
+    ctr.ip(&[
+        "link",
+        "set",
+        "net1",
+        "netns",
+        &node.host.name,
+        "name",
+        "dev5",
+    ]);
     // A bystander with the same alias but another MAC is left alone.
-    node.host
-        .ip(&["link", "add", "other0", "type", "veth", "peer", "name", "other1"]);
+    node.host.ip(&[
+        "link", "add", "other0", "type", "veth", "peer", "name", "other1",
+    ]);
     node.host.ip(&["link", "set", "other0", "alias", "hd0"]);
     let path = ctr.path();
     drop(ctr);
