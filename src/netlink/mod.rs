@@ -9,11 +9,13 @@ pub mod attr;
 pub mod bridge;
 pub mod consts;
 pub mod link;
+pub mod link_ext;
 pub mod neigh;
 pub mod nftables;
 pub mod route;
 pub mod socket;
 #[cfg(test)]
 pub mod testns;
+pub mod tun;
 
 pub use socket::{Netlink, NlError};

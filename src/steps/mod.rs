@@ -4,18 +4,22 @@
 
 pub mod bridge;
 pub mod check;
+pub mod devmove;
 pub mod fault;
 pub mod goregexp;
 pub mod iface;
 pub mod ipam;
+pub mod l2result;
 pub mod linkattrs;
 pub mod masq;
 pub mod netns;
 pub mod nft_retry;
 pub mod nlbatch;
+pub mod private_ns;
 pub mod spoofchk;
 pub mod statefile;
 pub mod sysctl;
+pub mod sysfs_net;
 pub mod undo;
 pub mod veth;
 
