@@ -1,6 +1,7 @@
 # cnibox: `make demo` runs the main job, `make test` runs every test.
 # `make install`: BINDIR is the CNI bin dir; DESTDIR, as usual, a staging
-# root prefixed to it (packaging), empty for a real install.
+# root prefixed to it (packaging), empty for a real install. FORCE=1 lets
+# the links replace other files of the same names (say the Go plugins).
 BINDIR ?= /opt/cni/bin
 DESTDIR ?=
 BIN := target/static/cnibox
@@ -42,7 +43,7 @@ install: build
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/cnibox.new
 	mv $(DESTDIR)$(BINDIR)/cnibox.new $(DESTDIR)$(BINDIR)/cnibox
-	$(DESTDIR)$(BINDIR)/cnibox install $(DESTDIR)$(BINDIR)
+	$(DESTDIR)$(BINDIR)/cnibox install $(if $(FORCE),--force) $(DESTDIR)$(BINDIR)
 
 bench: build
 	./scripts/bench.sh

@@ -48,7 +48,7 @@ echo "CNI bin dir: one $(($(stat -c %s "$bin") / 1024)) KiB static binary and $(
 echo "  $(echo $links)"
 for ns in "$node" "$a" "$b" "$c"; do ip netns add "$ns"; done
 ip -n "$node" link set lo up
-echo "namespaces: node $node; containers a, b, c (${a%-a-*}-{a,b,c}-$tag)"
+echo "namespaces: a node and containers a, b, c (cnibox-demo-{node,a,b,c}-$tag)"
 
 cat >"$work/loopback.json" <<JSON
 {"cniVersion": "1.1.0", "name": "demo-lo", "type": "loopback"}
