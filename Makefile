@@ -1,5 +1,9 @@
 # cnibox: `make demo` runs the main job, `make test` runs every test.
-DESTDIR ?= /opt/cni/bin
+# `make install`: BINDIR is the CNI bin dir; DESTDIR, as usual, a staging
+# root prefixed to it (packaging), empty for a real install. FORCE=1 lets
+# the links replace other files of the same names (say the Go plugins).
+BINDIR ?= /opt/cni/bin
+DESTDIR ?=
 BIN := target/static/cnibox
 
 .PHONY: build test lint unit demo install bench bench-quick clean symlinks fuzz
@@ -30,14 +34,16 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	./scripts/fuzz.sh $(FUZZ_SECONDS)
 
-demo: build
-	./scripts/demo.sh $(BIN)
+# Builds quietly (errors still show), then tells the demo's story.
+demo:
+	@QUIET=1 ./scripts/build.sh
+	@./scripts/demo.sh $(BIN)
 
 install: build
-	install -d $(DESTDIR)
-	install -m 0755 $(BIN) $(DESTDIR)/cnibox.new
-	mv $(DESTDIR)/cnibox.new $(DESTDIR)/cnibox
-	$(DESTDIR)/cnibox install $(DESTDIR)
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/cnibox.new
+	mv $(DESTDIR)$(BINDIR)/cnibox.new $(DESTDIR)$(BINDIR)/cnibox
+	$(DESTDIR)$(BINDIR)/cnibox install $(if $(FORCE),--force) $(DESTDIR)$(BINDIR)
 
 bench: build
 	./scripts/bench.sh

@@ -3,16 +3,17 @@
 # fallback. Always with an explicit --target (without it, RUSTFLAGS would
 # reach the proc-macros and break the build). Fails unless ldd says the
 # result is statically linked. The binary is copied to target/static/cnibox.
+# QUIET=1: no progress output, only errors and warnings (for `make demo`).
 set -eu
 cd "$(dirname "$0")/.."
 
 build() {
-    cargo build --release --target "$1"
+    cargo build ${QUIET:+--quiet} --release --target "$1"
 }
 
 target=x86_64-unknown-linux-musl
 if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
-    rustup target add "$target" >&2 || true
+    rustup ${QUIET:+--quiet} target add "$target" >&2 || true
 fi
 if rustup target list --installed 2>/dev/null | grep -qx "$target" && build "$target"; then
     :
@@ -31,4 +32,4 @@ fi
 mkdir -p target/static
 cp "$bin" target/static/cnibox.tmp
 mv target/static/cnibox.tmp target/static/cnibox
-echo "target/static/cnibox: $(stat -c %s target/static/cnibox) bytes, $target, statically linked" >&2
+[ -n "${QUIET:-}" ] || echo "target/static/cnibox: $(stat -c %s target/static/cnibox) bytes, $target, statically linked" >&2

@@ -209,10 +209,10 @@ fn basename(arg0: &OsString) -> String {
 fn usage() -> String {
     let mut s = format!(
         "cnibox {}: every CNI plugin in one binary.\n\n\
-         usage: APPLET [args]        (run through a symlink named APPLET)\n\
+         usage: APPLET [args]              (run through a symlink named APPLET)\n\
          \x20      cnibox APPLET [args]\n\
          \x20      cnibox --list | --version | --help\n\
-         \x20      cnibox install [DIR]   (symlink the applets into DIR, default /opt/cni/bin)\n\napplets:\n",
+         \x20      cnibox install [--force] [DIR]   (symlink the applets into DIR, default /opt/cni/bin)\n\napplets:\n",
         env!("CARGO_PKG_VERSION")
     );
     for a in APPLETS {
@@ -221,48 +221,112 @@ fn usage() -> String {
     s
 }
 
-/// Dispatch on `basename(argv[0])`, else on `argv[1]`.
+/// A usage error: the message and the usage on stderr, exit status 2.
+fn usage_error(msg: &str, usage: &str) -> i32 {
+    eprint!("{msg}\n\n{usage}");
+    2
+}
+
+/// Dispatch on `basename(argv[0])`, else on `argv[1]`. Help asked for is
+/// printed on stdout with exit status 0; a usage error (no arguments,
+/// unknown option, extra argument) goes to stderr with exit status 2.
 pub fn main(args: Vec<OsString>) -> i32 {
     let arg0 = args.first().map(basename).unwrap_or_default();
     if let Some(a) = find(&arg0) {
         return run(a, &args[1.min(args.len())..]);
     }
     let first = args.get(1).map(|a| a.to_string_lossy().into_owned());
+    let extra = args.len() > 2;
     match first.as_deref() {
-        None | Some("--help") | Some("-h") | Some("help") => {
+        None => usage_error("cnibox: which applet?", &usage()),
+        Some("--help") | Some("-h") | Some("help") if !extra => {
             print!("{}", usage());
             0
         }
-        Some("--list") => {
+        Some("--list") if !extra => {
             for a in APPLETS.iter().filter(|a| a.link) {
                 println!("{}", a.name);
             }
             0
         }
-        Some("--version") => {
+        Some("--version") if !extra => {
             println!("cnibox {}", env!("CARGO_PKG_VERSION"));
             0
         }
+        Some(opt @ ("--help" | "-h" | "help" | "--list" | "--version")) => {
+            usage_error(&format!("cnibox: {opt} takes no arguments"), &usage())
+        }
         Some("install") => install_command(&args[2..]),
+        Some(opt) if opt.starts_with('-') => {
+            usage_error(&format!("cnibox: unknown option {opt:?}"), &usage())
+        }
         Some(name) => match find(name) {
             Some(a) => run(a, &args[2..]),
-            None => {
-                eprintln!("cnibox: unknown applet {name:?}\n");
-                eprint!("{}", usage());
-                2
-            }
+            None => usage_error(&format!("cnibox: unknown applet {name:?}"), &usage()),
         },
     }
 }
 
+pub const DEFAULT_INSTALL_DIR: &str = "/opt/cni/bin";
+
+const INSTALL_USAGE: &str = "\
+usage: cnibox install [--force] [DIR]
+
+Put one symlink per applet (the names `cnibox --list` prints) into DIR
+(default /opt/cni/bin), which must exist.
+
+Links point at `cnibox` in DIR when DIR holds it (relative links, so the
+directory can move), else at the absolute path of this executable. Each
+link is made under a temporary name and renamed into place, so a runtime
+watching DIR never sees a missing or half-made link.
+
+A link that already points at a cnibox is refreshed. Anything else in the
+way (a Go plugin binary, a link to something else) stops the install
+before any change, naming what is there; with --force it is replaced.
+
+options:
+  -f, --force   replace whatever is at an applet's name in DIR
+  -h, --help    this help
+";
+
 fn install_command(args: &[OsString]) -> i32 {
-    let dir = args
-        .first()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/opt/cni/bin"));
-    match install(&dir) {
-        Ok(n) => {
-            println!("installed {n} applet links in {}", dir.display());
+    let mut force = false;
+    let mut dir: Option<PathBuf> = None;
+    let mut options_done = false;
+    for a in args {
+        let s = a.to_string_lossy();
+        if !options_done && s.starts_with('-') && s != "-" {
+            match s.as_ref() {
+                "-h" | "--help" => {
+                    print!("{INSTALL_USAGE}");
+                    return 0;
+                }
+                "-f" | "--force" => force = true,
+                "--" => options_done = true,
+                _ => {
+                    return usage_error(
+                        &format!("cnibox install: unknown option {s:?}"),
+                        INSTALL_USAGE,
+                    )
+                }
+            }
+        } else if dir.is_some() {
+            return usage_error(
+                &format!("cnibox install: one directory only (extra argument {s:?})"),
+                INSTALL_USAGE,
+            );
+        } else {
+            dir = Some(PathBuf::from(a));
+        }
+    }
+    let dir = dir.unwrap_or_else(|| PathBuf::from(DEFAULT_INSTALL_DIR));
+    match install(&dir, force) {
+        Ok((n, target)) => {
+            println!(
+                "installed {n} applet links in {} -> {}",
+                dir.display(),
+                target.display()
+            );
             0
         }
         Err(e) => {
@@ -272,28 +336,77 @@ fn install_command(args: &[OsString]) -> i32 {
     }
 }
 
-/// Create or refresh one symlink per linked applet in `dir`. Each link is
-/// made under a temporary name and renamed into place, so a runtime watching
-/// the directory never sees a missing, dangling or half-made link. Links
-/// point at `cnibox` in the same directory when it is there (relative, so
-/// the directory can move), else at this executable.
-pub fn install(dir: &Path) -> std::io::Result<usize> {
-    std::fs::create_dir_all(dir)?;
+/// Whether `path` is a symlink to a cnibox: one named `cnibox`, or one
+/// that resolves to `target`.
+fn is_cnibox_link(path: &Path, target: &Path) -> bool {
+    let Ok(to) = std::fs::read_link(path) else {
+        return false;
+    };
+    to.file_name().is_some_and(|n| n == "cnibox")
+        || std::fs::canonicalize(path)
+            .ok()
+            .zip(std::fs::canonicalize(path.with_file_name(target)).ok())
+            .is_some_and(|(a, b)| a == b)
+}
+
+/// Create or refresh one symlink per linked applet in `dir`, which must
+/// exist. Each link is made under a temporary name and renamed into place,
+/// so a runtime watching the directory never sees a missing, dangling or
+/// half-made link. Links point at `cnibox` in the same directory when it is
+/// there (relative, so the directory can move), else at this executable.
+/// Without `force`, anything at a link's name that is not already a link to
+/// a cnibox stops the install before any change. Returns the number of
+/// links and what they point at.
+pub fn install(dir: &Path, force: bool) -> Result<(usize, PathBuf), String> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(format!("{} is not a directory", dir.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+                "{} does not exist (create it first: mkdir -p {})",
+                dir.display(),
+                dir.display()
+            ))
+        }
+        Err(e) => return Err(tool::io_error("reading", dir, &e)),
+    }
     let target: PathBuf = if dir.join("cnibox").is_file() {
         PathBuf::from("cnibox")
     } else {
-        std::fs::canonicalize("/proc/self/exe")?
+        std::fs::canonicalize("/proc/self/exe").map_err(|e| {
+            tool::io_error(
+                "finding this executable at",
+                Path::new("/proc/self/exe"),
+                &e,
+            )
+        })?
     };
+    let linked = || APPLETS.iter().filter(|a| a.link);
+    if !force {
+        let in_the_way: Vec<String> = linked()
+            .map(|a| dir.join(a.name))
+            .filter(|p| p.symlink_metadata().is_ok() && !is_cnibox_link(p, &target))
+            .map(|p| p.display().to_string())
+            .collect();
+        if !in_the_way.is_empty() {
+            return Err(format!(
+                "not replacing what is already there (not a link to cnibox): {}; \
+                 nothing was changed (--force replaces them)",
+                in_the_way.join(", ")
+            ));
+        }
+    }
     let mut n = 0;
-    for a in APPLETS.iter().filter(|a| a.link) {
+    for a in linked() {
         let tmp = dir.join(format!(".{}.cnibox-tmp.{}", a.name, std::process::id()));
         let _ = std::fs::remove_file(&tmp);
-        std::os::unix::fs::symlink(&target, &tmp)?;
+        std::os::unix::fs::symlink(&target, &tmp)
+            .map_err(|e| tool::io_error("making a link at", &tmp, &e))?;
         if let Err(e) = std::fs::rename(&tmp, dir.join(a.name)) {
             let _ = std::fs::remove_file(&tmp);
-            return Err(e);
+            return Err(tool::io_error("renaming a link to", &dir.join(a.name), &e));
         }
         n += 1;
     }
-    Ok(n)
+    Ok((n, target))
 }

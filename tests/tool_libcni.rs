@@ -788,6 +788,9 @@ fn usage_and_help() {
         );
     }
     let out = t.run_raw(&[]);
+    assert_eq!(out.status, 2, "no command is a usage error");
+    assert!(out.stderr.contains("commands:"));
+    let out = t.run_raw(&["help"]);
     out.ok();
     assert!(out.stdout.contains("commands:"));
     let out = t.run_raw(&["frobnicate"]);

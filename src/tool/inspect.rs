@@ -7,10 +7,11 @@ use crate::cni::json;
 use crate::netlink::consts::{AF_INET, AF_INET6, AF_UNSPEC, RT_TABLE_MAIN};
 use crate::netlink::link::{format_mac, Link};
 use crate::netlink::Netlink;
-use crate::steps::netns::NetNs;
+use crate::steps::netns::{NetNs, NsError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::path::Path;
 
 const USAGE: &str = "\
 usage: cnibox inspect [--json] <netns>
@@ -172,7 +173,8 @@ fn ns_path(arg: &str) -> String {
 }
 
 fn collect(nl: &Netlink, path: &str) -> Result<Report, String> {
-    let mut links: Vec<Link> = nl.links().map_err(|e| e.to_string())?;
+    let reading = |what: &str, e: &dyn std::fmt::Display| format!("reading {what} in {path}: {e}");
+    let mut links: Vec<Link> = nl.links().map_err(|e| reading("links", &e))?;
     links.sort_by_key(|l| l.index);
     let names: BTreeMap<u32, String> = links.iter().map(|l| (l.index, l.name.clone())).collect();
     let dev = |i: u32| names.get(&i).cloned().unwrap_or_else(|| format!("if{i}"));
@@ -194,7 +196,9 @@ fn collect(nl: &Netlink, path: &str) -> Result<Report, String> {
             peer_index: (l.link != 0 && l.link != l.index).then_some(l.link),
         })
         .collect();
-    let mut addrs = nl.addrs(0, AF_UNSPEC).map_err(|e| e.to_string())?;
+    let mut addrs = nl
+        .addrs(0, AF_UNSPEC)
+        .map_err(|e| reading("addresses", &e))?;
     addrs.sort_by_key(|a| (a.index, a.net.addr().is_ipv6()));
     let addrs_out = addrs
         .iter()
@@ -207,7 +211,7 @@ fn collect(nl: &Netlink, path: &str) -> Result<Report, String> {
         .collect();
     let mut routes = Vec::new();
     for fam in [AF_INET, AF_INET6] {
-        routes.extend(nl.routes(fam).map_err(|e| e.to_string())?);
+        routes.extend(nl.routes(fam).map_err(|e| reading("routes", &e))?);
     }
     // The local table (255) is the kernel's bookkeeping; `ip route` hides it.
     let routes_out = routes
@@ -229,7 +233,9 @@ fn collect(nl: &Netlink, path: &str) -> Result<Report, String> {
             mtu: r.mtu,
         })
         .collect();
-    let neighs = nl.neighs(AF_UNSPEC).map_err(|e| e.to_string())?;
+    let neighs = nl
+        .neighs(AF_UNSPEC)
+        .map_err(|e| reading("neighbours", &e))?;
     // As `ip neigh`: NOARP and NONE entries are not shown.
     let neighs_out = neighs
         .iter()
@@ -353,6 +359,21 @@ fn indent(s: &str) -> String {
     s.lines().map(|l| format!("  {l}\n")).collect()
 }
 
+/// Open the namespace and a netlink socket in it; errors say what was
+/// being done, the path and the reason.
+fn open(path: &str) -> Result<Netlink, String> {
+    let doing = "opening network namespace";
+    if let Err(e) = std::fs::metadata(path) {
+        return Err(super::io_error(doing, Path::new(path), &e));
+    }
+    let ns = NetNs::open(path).map_err(|e| match e {
+        NsError::NotNs(_) => format!("{doing} {path}: not a network namespace"),
+        NsError::NotExist(_) | NsError::Other(_) => format!("{doing} {path}: {e}"),
+    })?;
+    ns.netlink()
+        .map_err(|e| format!("talking netlink in network namespace {path}: {e}"))
+}
+
 /// Entry point for `cnibox inspect`.
 pub fn main(args: &[OsString]) -> i32 {
     let mut as_json = false;
@@ -376,10 +397,7 @@ pub fn main(args: &[OsString]) -> i32 {
         return 2;
     };
     let path = ns_path(&target);
-    let report = NetNs::open(&path)
-        .map_err(|e| e.to_string())
-        .and_then(|ns| ns.netlink().map_err(|e| e.to_string()))
-        .and_then(|nl| collect(&nl, &path));
+    let report = open(&path).and_then(|nl| collect(&nl, &path));
     match report {
         Ok(r) if as_json => {
             println!("{}", json::to_go_pretty(&r));

@@ -42,7 +42,17 @@ struct NetworkOut {
 
 /// Read one network's directory.
 fn read_network(dir: &Path, network: &str) -> Result<NetworkOut, String> {
-    let rd = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let rd = std::fs::read_dir(dir).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            format!(
+                "no reservations for network {network:?}: host-local has no store at {} \
+                 (if its config sets dataDir, pass it with --data-dir)",
+                dir.display()
+            )
+        } else {
+            super::io_error("reading", dir, &e)
+        }
+    })?;
     let mut res: Vec<(IpAddr, Reservation)> = Vec::new();
     let mut last = BTreeMap::new();
     for entry in rd.flatten() {
@@ -97,7 +107,7 @@ fn list(data_dir: &Path, network: Option<&str>) -> Result<Vec<NetworkOut>, Strin
     let rd = match std::fs::read_dir(data_dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("{}: {e}", data_dir.display())),
+        Err(e) => return Err(super::io_error("reading", data_dir, &e)),
     };
     let mut names: Vec<String> = rd
         .flatten()
@@ -131,7 +141,11 @@ fn text(nets: &[NetworkOut], data_dir: &Path) -> String {
             ]
         })
         .collect();
-    let mut out = table(&["NETWORK", "IP", "CONTAINER", "IFNAME"], &rows);
+    let mut out = if rows.is_empty() {
+        String::new()
+    } else {
+        table(&["NETWORK", "IP", "CONTAINER", "IFNAME"], &rows)
+    };
     for n in nets {
         let last: Vec<String> = n
             .last_reserved
@@ -139,9 +153,12 @@ fn text(nets: &[NetworkOut], data_dir: &Path) -> String {
             .map(|(set, ip)| format!("{ip} (range set {set})"))
             .collect();
         out.push_str(&format!(
-            "{}: {} reserved{}\n",
+            "{}: {}{}\n",
             n.network,
-            n.reservations.len(),
+            match n.reservations.len() {
+                0 => "no reservations".to_string(),
+                k => format!("{k} reserved"),
+            },
             if last.is_empty() {
                 String::new()
             } else {
@@ -165,9 +182,13 @@ pub fn main(args: &[OsString]) -> i32 {
             return 2;
         }
     };
-    if args.iter().any(|a| a == "-h" || a == "--help") || args.is_empty() {
+    if args.is_empty() {
+        eprint!("cnibox ipam: which command?\n\n{USAGE}");
+        return 2;
+    }
+    if args.iter().any(|a| a == "-h" || a == "--help") || args == ["help"] {
         print!("{USAGE}");
-        return if args.is_empty() { 2 } else { 0 };
+        return 0;
     }
     if args[0] != "ls" {
         eprint!("cnibox ipam: unknown command {:?}\n\n{USAGE}", args[0]);

@@ -22,11 +22,16 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const USAGE: &str = "\
-usage: cnibox tool COMMAND [options] <network> <netns>
-       cnitool COMMAND [options] <network> <netns>
+usage: cnibox tool add|check|del [options] <network> <netns>
+       cnibox tool status <network>
+       cnibox tool gc [--valid ID/IFNAME,...] [--cache-dir DIR] <network>
+       cnibox tool ls [--json] [--cache-dir DIR] [<network>]
+       cnibox tool help [COMMAND]
+(`cnitool` takes the same arguments.)
 
 Run a network's plugins as a container runtime (libcni) would, and share
-libcni's result cache.
+libcni's result cache. <network> is the `name` in a config under
+$NETCONFPATH; <netns> is a namespace path such as /run/netns/blue.
 
 commands:
   add      attach the namespace to the network; prints the result
@@ -42,6 +47,7 @@ options:
       --id ID          container ID (default: cnitool-<20 hex of sha512(netns)>)
       --cache-dir DIR  result cache (default /var/lib/cni)
   -h, --help           help for a command: cnibox tool COMMAND --help
+                       (or cnibox tool help COMMAND)
 
 environment:
   NETCONFPATH  where configs are (default /etc/cni/net.d)
@@ -84,7 +90,7 @@ cache is kept. Prints nothing on success.
         }
         "gc" => {
             "\
-usage: cnibox tool gc [--valid ID/IFNAME,...] [--cache-dir DIR] <network> [<netns>]
+usage: cnibox tool gc [--valid ID/IFNAME,...] [--cache-dir DIR] <network>
 
 Delete every cached attachment of the network that is not in the valid
 list (a full DEL with the current config and the cached netns, CNI_ARGS
@@ -92,16 +98,19 @@ and capability args), then, for cniVersion 1.1.0 and up, send GC to every
 plugin with cni.dev/valid-attachments. Without --valid (cnitool's way)
 every cached attachment of the network is deleted and the plugins get no
 list. --valid '' means nothing is valid. Does nothing when the network
-sets disableGC. The netns argument is accepted and ignored.
+sets disableGC. A netns argument after <network> (cnitool's form) is
+accepted and ignored.
 "
         }
         "status" => {
             "\
-usage: cnibox tool status <network> [<netns>]
+usage: cnibox tool status <network>
 
-Send STATUS to every plugin in order (cniVersion 1.1.0 and up; below that
-it succeeds without running anything). The first failure is printed and
-the exit status is 1.
+Send STATUS to every plugin in order (cniVersion 1.1.0 and up) and say
+whether the network is ready. Below 1.1.0 nothing is run and it says so
+(exit status 0, as libcni). The first failure is printed and the exit
+status is 1. A netns argument after <network> (cnitool's form) is
+accepted and ignored.
 "
         }
         "ls" => {
@@ -194,8 +203,19 @@ pub fn main(args: &[OsString], lookup: InProcessLookup) -> i32 {
         Err(e) => return usage_error(e),
     };
     let command = cli.command.clone();
+    if command.is_empty() && !cli.help {
+        return usage_error("which command?");
+    }
     match command.as_str() {
         "" | "help" => {
+            if cli.positional.len() > 1 {
+                return usage_error("help takes one command name");
+            }
+            if let Some(c) = cli.positional.first() {
+                if help(c).is_none() {
+                    return usage_error(format!("help: unknown command {c:?}"));
+                }
+            }
             match cli.positional.first().and_then(|c| help(c)) {
                 Some(h) => print!("{h}"),
                 None => print!("{USAGE}"),
@@ -235,9 +255,11 @@ pub fn main(args: &[OsString], lookup: InProcessLookup) -> i32 {
         _ => (2, 2),
     };
     if cli.positional.len() < min {
-        return usage_error(format!(
-            "{command}: network name and namespace are required"
-        ));
+        return usage_error(if min == 2 {
+            format!("{command}: network name and namespace are required")
+        } else {
+            format!("{command}: network name is required")
+        });
     }
     if cli.positional.len() > max {
         return usage_error(format!("{command}: too many arguments"));
@@ -260,6 +282,20 @@ pub fn main(args: &[OsString], lookup: InProcessLookup) -> i32 {
             1
         }
     }
+}
+
+/// The reason in an I/O error as Go and libcni word it ("no such file or
+/// directory"), without Rust's " (os error 2)". The debugging applets say
+/// what they were doing, the path, then this: the same style as the
+/// libcni messages `cnibox tool` repeats.
+pub fn io_reason(e: &std::io::Error) -> String {
+    let full = conf::go_io_error("", Path::new(""), e);
+    full.trim_start_matches(" : ").to_string()
+}
+
+/// `<doing> <path>: <reason>`, the debugging applets' error style.
+pub fn io_error(doing: &str, path: &Path, e: &std::io::Error) -> String {
+    format!("{doing} {}: {}", path.display(), io_reason(e))
 }
 
 /// cnitool's strict `CNI_ARGS` parsing.
@@ -377,7 +413,24 @@ fn run(cli: &Cli, cache_dir: &Path, lookup: InProcessLookup) -> Result<String, S
         }
         "check" => runtime.check_list(&list, &rt).map(|_| String::new()),
         "del" => runtime.del_list(&list, &rt).map(|_| String::new()),
-        "status" => runtime.status_list(&list).map(|_| String::new()),
+        "status" => {
+            // Say what happened: libcni succeeds silently below 1.1.0.
+            if !crate::cni::version::ge(&list.cni_version, "1.1.0").unwrap_or(false) {
+                println!(
+                    "{}: STATUS needs cniVersion 1.1.0; this network is {} (nothing was asked)",
+                    list.name, list.cni_version
+                );
+                return Ok(String::new());
+            }
+            runtime.status_list(&list)?;
+            println!(
+                "{}: ready ({} plugin{} answered STATUS)",
+                list.name,
+                list.plugins.len(),
+                if list.plugins.len() == 1 { "" } else { "s" }
+            );
+            Ok(String::new())
+        }
         "gc" => {
             let valid = cli.valid.as_deref().map(parse_valid).transpose()?;
             runtime

@@ -347,7 +347,7 @@ fn kernel_real_masquerade_seen_by_the_receiver() {
 /// Timing for the closing note (run with `-- --ignored --nocapture`):
 /// our setup and teardown transactions vs `nft -f` of the same change.
 #[test]
-#[ignore]
+#[ignore = "a timing measurement, not a check: run with -- --ignored --nocapture"]
 fn bench_masq_setup_teardown_vs_nft() {
     use std::time::Instant;
     let Some(ns) = TestNs::new("masqbench") else {
@@ -433,7 +433,7 @@ fn bench_masq_setup_teardown_vs_nft() {
 }
 
 #[test]
-#[ignore]
+#[ignore = "a timing measurement, not a check: run with -- --ignored --nocapture"]
 fn bench_fresh_socket_parts() {
     use std::time::{Duration, Instant};
     let Some(ns) = TestNs::new("partbench") else {
