@@ -5,6 +5,7 @@
 pub mod bridge;
 pub mod check;
 pub mod fault;
+pub mod hostport;
 pub mod iface;
 pub mod ipam;
 pub mod masq;
