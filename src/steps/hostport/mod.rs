@@ -51,10 +51,10 @@ pub fn enable_route_localnet(cip: &IpAddr) -> Result<(), CniError> {
         .into_iter()
         .filter(|r| r.oif != 0 && r.table_or_main() == 254 && r.dst.contains(cip))
         .max_by_key(|r| r.dst.prefix_len());
+    // No route: nothing routes to the container through this node (the
+    // reference skips the setting then too).
     let Some(route) = best else {
-        return Err(CniError::internal(format!(
-            "portmap: no route to container address {cip}"
-        )));
+        return Ok(());
     };
     let link = nl.link_by_index(route.oif)?.ok_or_else(|| {
         CniError::internal(format!(
