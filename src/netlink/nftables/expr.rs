@@ -691,4 +691,52 @@ mod tests {
         m.put_str(NFTA_EXPR_NAME, "cmp");
         assert_eq!(Expr::decode(m.as_bytes()), Expr::Other("cmp".into()));
     }
+
+    #[test]
+    fn portmap_expressions_round_trip() {
+        let v4: IpAddr = "10.99.1.2".parse().unwrap();
+        let v6: IpAddr = "fd99:1::2".parse().unwrap();
+        let all = [
+            dport_eq(IPPROTO_SCTP, 8080),
+            dnat_to(&v4, 80),
+            dnat_to(&v6, 53),
+            fib_daddr_local(),
+        ]
+        .concat();
+        let mut m = Msg::default();
+        for e in &all {
+            e.encode(&mut m);
+        }
+        let back: Vec<Expr> = Attrs::new(m.as_bytes())
+            .map(|a| Expr::decode(a.payload))
+            .collect();
+        assert_eq!(back, all);
+        // the port goes as 2 bytes, big-endian; fib compares RTN_LOCAL
+        assert_eq!(
+            all[5],
+            Expr::Immediate {
+                dreg: NFT_REG_2,
+                data: vec![0, 80]
+            }
+        );
+        assert_eq!(all[all.len() - 1], fib_daddr_local()[1]);
+    }
+
+    #[test]
+    fn a_dumped_nat_reads_back_as_encoded() {
+        // The kernel dumps both registers and adds MAP_IPS (0x3 in nft --debug).
+        let mut m = Msg::default();
+        m.put_str(NFTA_EXPR_NAME, "nat");
+        m.nest(NFTA_EXPR_DATA, |m| {
+            m.put_be32(NFTA_NAT_TYPE, NFT_NAT_DNAT)
+                .put_be32(NFTA_NAT_FAMILY, NFPROTO_IPV4 as u32)
+                .put_be32(NFTA_NAT_REG_ADDR_MIN, 1)
+                .put_be32(NFTA_NAT_REG_ADDR_MAX, 1)
+                .put_be32(NFTA_NAT_REG_PROTO_MIN, 2)
+                .put_be32(NFTA_NAT_REG_PROTO_MAX, 2)
+                .put_be32(NFTA_NAT_FLAGS, 3);
+        });
+        let v4: IpAddr = "10.99.1.2".parse().unwrap();
+        assert_eq!(Expr::decode(m.as_bytes()), dnat_to(&v4, 80)[2]);
+    }
 }
