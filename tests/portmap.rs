@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -501,4 +502,73 @@ fn bad_protocol_and_overlong_container_id_fail_before_any_change() {
         .run()
         .ok();
     assert_eq!(comments(&node.host), vec![id.clone(); 3]);
+}
+
+/// `iptables|ip6tables -t nat -S` in the node.
+fn nat_rules(ns: &TestNs, bin: &str) -> String {
+    String::from_utf8_lossy(&ns.exec(&[bin, "-t", "nat", "-S"]).stdout).into_owned()
+}
+
+#[test]
+fn del_also_removes_what_gos_default_iptables_backend_made_for_the_container() {
+    require_root!();
+    let go = std::path::Path::new("/usr/lib/cni/portmap");
+    if !go.exists()
+        || !Command::new("iptables")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
+        skip(SkipKind::Tool, "needs Debian's Go portmap and iptables");
+        return;
+    }
+    let node = Node::new("portmap");
+    let mut prev = fake_prev("10.9.0.2");
+    prev["ips"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"address": "fd00:9::2/64", "interface": 0}));
+    let maps = json!([{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
+                      {"hostPort": 5353, "containerPort": 53, "protocol": "udp"}]);
+    let conf = with_prev(&merged(pm_conf(maps), json!({"name": "pmgo"})), &prev);
+    let mut add = Call::attach("portmap", "ADD", "go-ctr", "/run/netns/x", "eth0")
+        .in_ns(&node.host)
+        .config(&conf);
+    add.bin_dir = go.parent().unwrap().to_path_buf();
+    add.run().ok();
+    // Go 1.1.1 names the chain CNI-DN-<21 hex of sha512(net+cid)>
+    let chain = "CNI-DN-";
+    for bin in ["iptables", "ip6tables"] {
+        let s = nat_rules(&node.host, bin);
+        assert_eq!(s.matches(&format!("-N {chain}")).count(), 1, "{bin}: {s}");
+        assert!(s.contains("-j CNI-DN-"), "{s}");
+    }
+    // another container's chain stays
+    let mut other = Call::attach("portmap", "ADD", "go-other", "/run/netns/x", "eth0")
+        .in_ns(&node.host)
+        .config(&with_prev(&conf, &fake_prev("10.9.0.3")));
+    other.bin_dir = go.parent().unwrap().to_path_buf();
+    other.run().ok();
+    let del = json!({"cniVersion": "1.0.0", "name": "pmgo", "type": "portmap"});
+    for _ in 0..2 {
+        Call::attach("portmap", "DEL", "go-ctr", "/run/netns/gone", "eth0")
+            .in_ns(&node.host)
+            .config(&del)
+            .run()
+            .ok();
+    }
+    let v4 = nat_rules(&node.host, "iptables");
+    assert_eq!(v4.matches("-N CNI-DN-").count(), 1, "{v4}");
+    assert_eq!(
+        v4.matches("-j CNI-DN-").count(),
+        2,
+        "go-other's tcp and udp jumps only: {v4}"
+    );
+    assert!(v4.contains("go-other") && !v4.contains("go-ctr"), "{v4}");
+    let v6 = nat_rules(&node.host, "ip6tables");
+    assert!(!v6.contains("CNI-DN-"), "{v6}");
+    assert!(
+        v4.contains("-N CNI-HOSTPORT-DNAT"),
+        "shared chains stay: {v4}"
+    );
 }

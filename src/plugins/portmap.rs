@@ -256,13 +256,16 @@ fn del(req: &Request) -> Result<(), CniError> {
     // Parsed for its shape only: a config ADD would refuse must not make
     // the DEL of a container fail.
     let _: PortMapConf = req.decode()?;
-    match Netlink::netfilter_if_supported() {
-        Ok(Some(nl)) => nft::teardown(&nl, &req.container_id),
-        Ok(None) => Ok(()),
-        Err(e) => Err(CniError::internal(format!(
-            "portmap: open netfilter socket: {e}"
-        ))),
-    }
+    let nl = Netlink::netfilter_if_supported()
+        .map_err(|e| CniError::internal(format!("portmap: open netfilter socket: {e}")))?;
+    // What Go's iptables backend (its default) made for the container goes
+    // too: a node moving to cnibox keeps no stale DNAT.
+    let ipt = hostport::iptables::teardown(nl.as_ref(), req.name(), &req.container_id);
+    let nft = match &nl {
+        Some(nl) => nft::teardown(nl, &req.container_id),
+        None => Ok(()),
+    };
+    CniError::combine(nft.err().into_iter().chain(ipt.err()).collect())
 }
 
 fn check(req: &Request) -> Result<(), CniError> {

@@ -2,6 +2,7 @@
 //! the nf_tables rules ([`nft`]), `route_localnet` on the interface that
 //! routes to the container, and the UDP conntrack flush.
 
+pub mod iptables;
 pub mod nft;
 
 use crate::cni::CniError;
