@@ -572,3 +572,69 @@ fn del_also_removes_what_gos_default_iptables_backend_made_for_the_container() {
         "shared chains stay: {v4}"
     );
 }
+
+/// `-S` lines sorted, so that insertion order does not matter.
+fn sorted(s: &str) -> Vec<String> {
+    let mut v: Vec<String> = s.lines().map(String::from).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn iptables_backend_makes_what_gos_makes_and_del_removes_it() {
+    require_root!();
+    let go = std::path::Path::new("/usr/lib/cni/portmap");
+    if !go.exists()
+        || !Command::new("iptables")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
+        skip(SkipKind::Tool, "needs Debian's Go portmap and iptables");
+        return;
+    }
+    let (gonode, ours) = (Node::new("portmap"), Node::new("portmap"));
+    let mut prev = fake_prev("10.9.0.2");
+    prev["ips"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"address": "fd00:9::2/64", "interface": 0}));
+    let maps = json!([{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
+                      {"hostPort": 8443, "containerPort": 443, "protocol": "tcp", "hostIP": "192.0.2.10"},
+                      {"hostPort": 5353, "containerPort": 53, "protocol": "udp"}]);
+    let conf = with_prev(
+        &merged(
+            pm_conf(maps),
+            json!({"name": "pmipt", "backend": "iptables"}),
+        ),
+        &prev,
+    );
+    let call = |node: &Node, cmd: &str, bin: Option<&std::path::Path>| {
+        let mut c = Call::attach("portmap", cmd, "ipt-ctr", "/run/netns/x", "eth0")
+            .in_ns(&node.host)
+            .config(&conf);
+        if let Some(b) = bin {
+            c.bin_dir = b.to_path_buf();
+        }
+        c.run()
+    };
+    call(&gonode, "ADD", go.parent()).ok();
+    call(&ours, "ADD", None).ok();
+    call(&ours, "ADD", None).ok();
+    for bin in ["iptables", "ip6tables"] {
+        let (g, o) = (nat_rules(&gonode.host, bin), nat_rules(&ours.host, bin));
+        assert!(o.contains("-j DNAT"), "{o}");
+        assert_eq!(sorted(&o), sorted(&g), "{bin}: ours first, Go's second");
+    }
+    assert!(
+        comments(&ours.host).is_empty(),
+        "no nf_tables rules of ours"
+    );
+    call(&ours, "CHECK", None).ok();
+    call(&ours, "DEL", None).ok();
+    for bin in ["iptables", "ip6tables"] {
+        let o = nat_rules(&ours.host, bin);
+        assert!(!o.contains("CNI-DN-"), "{bin}: {o}");
+    }
+    assert_eq!(call(&ours, "CHECK", None).err_code(), 999);
+}

@@ -16,10 +16,11 @@ use crate::cni::result::CniResult;
 use crate::cni::types::{parse_ip, valid_attachments, NetConf};
 use crate::cni::{version, CniError, Plugin, Request};
 use crate::netlink::Netlink;
+use crate::steps::hostport::iptables::{self, IptConf};
 use crate::steps::hostport::{self, nft, Mapping, Options};
 use crate::steps::undo::Undo;
+use ipnet::IpNet;
 use serde::Deserialize;
-use std::net::IpAddr;
 
 pub const PLUGIN: Plugin = Plugin {
     name: "portmap",
@@ -74,24 +75,41 @@ struct PortMapEntry {
 struct Plan {
     maps: Vec<Mapping>,
     opts: Options,
+    /// `backend: "iptables"` (else nf_tables over netlink).
+    iptables: bool,
+    mark_bit: u32,
+    conditions_v4: Vec<String>,
+    conditions_v6: Vec<String>,
+}
+
+impl Plan {
+    fn ipt_conf<'a>(&'a self, pm: &'a PortMapConf, req: &'a Request, v6: bool) -> IptConf<'a> {
+        IptConf {
+            network: req.name(),
+            container_id: &req.container_id,
+            mark_bit: self.mark_bit,
+            external_set_mark_chain: pm.external_set_mark_chain.as_deref(),
+            conditions: if v6 {
+                &self.conditions_v6
+            } else {
+                &self.conditions_v4
+            },
+        }
+    }
 }
 
 /// Check every field before anything changes. Invalid values are code 7
 /// naming the field; what cnibox cannot do is code 2.
 fn plan(pm: &PortMapConf) -> Result<Plan, CniError> {
-    match pm.backend.as_deref() {
-        None | Some("") | Some("nftables") => {}
-        Some("iptables") => {
-            return Err(CniError::unsupported(
-                "backend: \"iptables\" is not supported by cnibox's portmap (use \"nftables\", the default)",
-            ))
-        }
+    let iptables = match pm.backend.as_deref() {
+        None | Some("") | Some("nftables") => false,
+        Some("iptables") => true,
         Some(other) => {
             return Err(CniError::config(format!(
                 "backend: unrecognized backend {other:?} (want \"nftables\" or \"iptables\")"
             )))
         }
-    }
+    };
     if let Some(bit) = pm.mark_masq_bit {
         if !(0..=31).contains(&bit) {
             return Err(CniError::config(format!(
@@ -104,7 +122,7 @@ fn plan(pm: &PortMapConf) -> Result<Plan, CniError> {
             ));
         }
     }
-    if pm.external_set_mark_chain.is_some() {
+    if pm.external_set_mark_chain.is_some() && !iptables {
         return Err(CniError::config(
             "externalSetMarkChain: nftables backend was requested but configuration contains iptables-specific options [externalSetMarkChain]",
         ));
@@ -114,10 +132,18 @@ fn plan(pm: &PortMapConf) -> Result<Plan, CniError> {
         ("conditionsV6", &pm.conditions_v6),
     ] {
         let conds = conds.as_deref().unwrap_or_default();
-        if conds
-            .iter()
-            .any(|c| c.starts_with('-') || c.starts_with('!'))
-        {
+        let ipt_style = conds
+            .first()
+            .is_some_and(|c| c.starts_with('-') || c.starts_with('!'));
+        if iptables {
+            if !conds.is_empty() && !ipt_style {
+                return Err(CniError::config(format!(
+                    "{field}: iptables backend was requested but configuration contains nftables-specific options [{field}]"
+                )));
+            }
+            continue;
+        }
+        if ipt_style {
             return Err(CniError::config(format!(
                 "{field}: nftables backend was requested but configuration contains iptables-specific options [{field}]"
             )));
@@ -167,6 +193,10 @@ fn plan(pm: &PortMapConf) -> Result<Plan, CniError> {
             snat: pm.snat.unwrap_or(true),
             masq_all: pm.masq_all,
         },
+        iptables,
+        mark_bit: pm.mark_masq_bit.unwrap_or(13) as u32,
+        conditions_v4: pm.conditions_v4.clone().unwrap_or_default(),
+        conditions_v6: pm.conditions_v6.clone().unwrap_or_default(),
     })
 }
 
@@ -194,21 +224,21 @@ fn prev_result(req: &Request, conf: &NetConf) -> Result<CniResult, CniError> {
 /// The first v4 and first v6 address of the container interface: an IP
 /// whose `interface` is absent or out of range, or names `ifname` in a
 /// sandbox (Go's rule).
-fn container_ips(result: &CniResult, ifname: &str) -> Vec<IpAddr> {
+fn container_ips(result: &CniResult, ifname: &str) -> Vec<IpNet> {
     let ours = |idx: Option<i64>| {
         let iface = idx
             .and_then(|i| usize::try_from(i).ok())
             .and_then(|i| result.interfaces.get(i));
         iface.is_none_or(|i| i.name == ifname && !i.sandbox.is_empty())
     };
-    let mut out: Vec<IpAddr> = Vec::new();
+    let mut out: Vec<IpNet> = Vec::new();
     for ip in result.ips.iter().filter(|ip| ours(ip.interface)) {
-        let a = ip.address.addr();
-        if !out.iter().any(|o| o.is_ipv4() == a.is_ipv4()) {
+        let a = ip.address;
+        if !out.iter().any(|o| o.addr().is_ipv4() == a.addr().is_ipv4()) {
             out.push(a);
         }
     }
-    out.sort_by_key(|a| a.is_ipv6());
+    out.sort_by_key(|a| a.addr().is_ipv6());
     out
 }
 
@@ -228,16 +258,31 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
         return Ok(prev);
     }
 
+    // The binaries of the iptables backend are found before any change.
+    let bins = match plan.iptables {
+        true => ips
+            .iter()
+            .map(|ip| iptables::binary(ip.addr().is_ipv6()).map(Some))
+            .collect::<Result<Vec<_>, _>>()?,
+        false => vec![None; ips.len()],
+    };
     let nl = netfilter()?;
     let mut undo = Undo::new();
-    let (nl_ref, id) = (&nl, req.container_id.as_str());
+    let (nl_ref, id, net) = (&nl, req.container_id.as_str(), req.name());
     undo.push(move || {
         let _ = nft::teardown(nl_ref, id);
+        let _ = iptables::teardown(Some(nl_ref), net, id);
     });
-    for ip in &ips {
-        nft::setup(&nl, id, ip, &plan.maps, &plan.opts)?;
-        if ip.is_ipv4() && plan.opts.snat {
-            hostport::enable_route_localnet(ip)?;
+    for (ip, bin) in ips.iter().zip(&bins) {
+        match bin {
+            Some(bin) => {
+                let c = plan.ipt_conf(&pm, req, ip.addr().is_ipv6());
+                iptables::setup(bin, ip, &plan.maps, &plan.opts, &c)?;
+            }
+            None => nft::setup(&nl, id, &ip.addr(), &plan.maps, &plan.opts)?,
+        }
+        if ip.addr().is_ipv4() && plan.opts.snat {
+            hostport::enable_route_localnet(&ip.addr())?;
         }
     }
     undo.commit();
@@ -260,7 +305,7 @@ fn del(req: &Request) -> Result<(), CniError> {
         .map_err(|e| CniError::internal(format!("portmap: open netfilter socket: {e}")))?;
     // What Go's iptables backend (its default) made for the container goes
     // too: a node moving to cnibox keeps no stale DNAT.
-    let ipt = hostport::iptables::teardown(nl.as_ref(), req.name(), &req.container_id);
+    let ipt = iptables::teardown(nl.as_ref(), req.name(), &req.container_id);
     let nft = match &nl {
         Some(nl) => nft::teardown(nl, &req.container_id),
         None => Ok(()),
@@ -278,7 +323,12 @@ fn check(req: &Request) -> Result<(), CniError> {
     }
     let nl = netfilter()?;
     for ip in container_ips(&prev, &req.ifname) {
-        nft::check(&nl, &req.container_id, &ip, &plan.maps, &plan.opts)?;
+        if plan.iptables {
+            let bin = iptables::binary(ip.addr().is_ipv6())?;
+            iptables::check(&bin, req.name(), &req.container_id)?;
+        } else {
+            nft::check(&nl, &req.container_id, &ip.addr(), &plan.maps, &plan.opts)?;
+        }
     }
     Ok(())
 }
@@ -352,6 +402,17 @@ mod tests {
             assert_eq!(e.code, 7, "{c}: {}", e.msg);
             assert!(e.msg.contains(field), "{c}: {}", e.msg);
         }
+        let e = plan(&conf(
+            r#"{"backend":"iptables","conditionsV4":["ip saddr 10.0.0.0/8"]}"#,
+        ))
+        .err()
+        .unwrap();
+        assert_eq!(e.code, 7, "{}", e.msg);
+        let p = plan(&conf(
+            r#"{"backend":"iptables","externalSetMarkChain":"KUBE-MARK-MASQ","conditionsV4":["-s","10.0.0.0/8"]}"#,
+        ))
+        .unwrap();
+        assert!(p.iptables && p.mark_bit == 13 && p.conditions_v4.len() == 2);
         let e = plan(&conf(r#"{"conditionsV6":["ip6 saddr ::1"]}"#))
             .err()
             .unwrap();
@@ -379,8 +440,8 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                "10.0.0.2".parse::<IpAddr>().unwrap(),
-                "fd00::2".parse().unwrap()
+                "10.0.0.2/24".parse::<IpNet>().unwrap(),
+                "fd00::2/64".parse().unwrap()
             ]
         );
     }

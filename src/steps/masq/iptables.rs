@@ -121,7 +121,7 @@ fn must(bin: &PathBuf, args: &[&str]) -> Result<(), CniError> {
 }
 
 /// `-A` unless `-C` finds the rule (go-iptables' AppendUnique).
-fn append_unique(bin: &PathBuf, chain: &str, spec: &[&str]) -> Result<(), CniError> {
+pub(crate) fn append_unique(bin: &PathBuf, chain: &str, spec: &[&str]) -> Result<(), CniError> {
     let check: Vec<&str> = ["-t", "nat", "-C", chain]
         .iter()
         .copied()
