@@ -237,3 +237,27 @@ fn kernel_teardown_removes_gos_rules_and_keeps_tables_and_chains() {
     assert!(!l.contains("comment \"other\""), "{l}");
     assert_eq!(l.matches("chain masquerading {").count(), 2, "{l}");
 }
+
+#[test]
+fn kernel_16_parallel_adds_and_dels_keep_every_rule_and_one_set_of_jumps() {
+    let Some(ns) = TestNs::new("pmpar") else {
+        return;
+    };
+    let ip = |i: usize| -> IpAddr { format!("10.98.0.{}", i + 2).parse().unwrap() };
+    ns.in_parallel(16, |i, nl| {
+        setup(nl, &format!("par-{i}"), &ip(i), &maps(), &SNAT).unwrap();
+    });
+    let rules = ns.with_netfilter(|nl| nf::list_rules(nl, NFPROTO_IPV4, TABLE, None).unwrap());
+    let count = |chain: &str| rules.iter().filter(|r| r.chain == chain).count();
+    assert_eq!(count(HOSTPORTS), 16 * 3);
+    assert_eq!(count(MASQUERADING), 16 * 2);
+    assert_eq!(count(HOSTPORTS_ALL), 2);
+    assert_eq!(count(PREROUTING), 1);
+    assert_eq!(count(OUTPUT), 1);
+    ns.in_parallel(16, |i, nl| {
+        teardown(nl, &format!("par-{i}")).unwrap();
+    });
+    let rules = ns.with_netfilter(|nl| nf::list_rules(nl, NFPROTO_IPV4, TABLE, None).unwrap());
+    assert!(rules.iter().all(|r| r.comment.is_none()), "{rules:?}");
+    assert_eq!(rules.len(), 4);
+}
