@@ -436,6 +436,13 @@ fn gc_removes_only_containers_that_are_not_valid_attachments() {
     }
     let node = Node::new("portmap");
     let maps = json!([{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]);
+    // DEL on a node that never had a table succeeds and creates nothing
+    Call::attach("portmap", "DEL", "never-added", "/run/netns/x", "eth0")
+        .in_ns(&node.host)
+        .config(&pm_conf(maps.clone()))
+        .run()
+        .ok();
+    assert_eq!(node.host.nft_ruleset().trim(), "");
     for (id, ip) in [("keep-me", "10.9.0.2"), ("stale-1", "10.9.0.3")] {
         let conf = with_prev(&pm_conf(maps.clone()), &fake_prev(ip));
         Call::attach("portmap", "ADD", id, "/run/netns/x", "eth0")
