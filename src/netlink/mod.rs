@@ -8,6 +8,7 @@ pub mod addr;
 pub mod attr;
 pub mod bridge;
 pub mod consts;
+pub mod ctnetlink;
 pub mod link;
 pub mod link_ext;
 pub mod neigh;

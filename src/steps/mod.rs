@@ -7,6 +7,7 @@ pub mod check;
 pub mod devmove;
 pub mod fault;
 pub mod goregexp;
+pub mod hostport;
 pub mod iface;
 pub mod ipam;
 pub mod l2result;

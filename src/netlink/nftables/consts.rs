@@ -111,3 +111,32 @@ pub const IFNAMSIZ: usize = 16;
 
 // libnftnl udata: a TLV list (u8 type, u8 length, value) in *_USERDATA.
 pub const NFTNL_UDATA_COMMENT: u8 = 0;
+
+// portmap: nat, fib, immediate data, meta l4proto, the output hook.
+pub const NF_INET_LOCAL_OUT: u32 = 3;
+pub const NFT_REG_2: u32 = 2;
+pub const NFT_META_L4PROTO: u32 = 16;
+
+pub const NFTA_NAT_TYPE: u16 = 1;
+pub const NFTA_NAT_FAMILY: u16 = 2;
+pub const NFTA_NAT_REG_ADDR_MIN: u16 = 3;
+pub const NFTA_NAT_REG_ADDR_MAX: u16 = 4;
+pub const NFTA_NAT_REG_PROTO_MIN: u16 = 5;
+pub const NFTA_NAT_REG_PROTO_MAX: u16 = 6;
+pub const NFTA_NAT_FLAGS: u16 = 7;
+pub const NFT_NAT_DNAT: u32 = 1;
+/// NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED.
+pub const NF_NAT_RANGE_MAP_IPS: u32 = 1;
+pub const NF_NAT_RANGE_PROTO_SPECIFIED: u32 = 2;
+
+pub const NFTA_FIB_DREG: u16 = 1;
+pub const NFTA_FIB_RESULT: u16 = 2;
+pub const NFTA_FIB_FLAGS: u16 = 3;
+pub const NFTA_FIB_F_DADDR: u32 = 1 << 1;
+pub const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
+/// RTN_LOCAL, the address type `fib daddr type local` compares with.
+pub const RTN_LOCAL: u32 = 2;
+
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_SCTP: u8 = 132;

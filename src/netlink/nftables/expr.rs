@@ -88,6 +88,19 @@ pub enum Expr {
     Masq,
     /// `counter` (the values are ignored when comparing)
     Counter,
+    /// `immediate reg <data>` (a value, not a verdict)
+    Immediate { dreg: u32, data: Vec<u8> },
+    /// `nat snat|dnat <family> addr_min reg addr_max reg [proto_min reg
+    /// proto_max reg] flags <flags>`: min and max from the same register.
+    Nat {
+        kind: u32,
+        family: u8,
+        addr_reg: u32,
+        proto_reg: Option<u32>,
+        flags: u32,
+    },
+    /// `fib <flags> <result> => reg`
+    Fib { flags: u32, result: u32, dreg: u32 },
     /// Anything else found in a dump, by name; never encoded.
     Other(String),
 }
@@ -253,6 +266,9 @@ impl Expr {
             Expr::Verdict(_) => "immediate",
             Expr::Masq => "masq",
             Expr::Counter => "counter",
+            Expr::Immediate { .. } => "immediate",
+            Expr::Nat { .. } => "nat",
+            Expr::Fib { .. } => "fib",
             Expr::Other(n) => n,
         }
     }
@@ -305,6 +321,37 @@ impl Expr {
                             }
                         });
                     });
+                }
+                Expr::Immediate { dreg, data } => {
+                    m.put_be32(NFTA_IMMEDIATE_DREG, *dreg);
+                    put_data_value(m, NFTA_IMMEDIATE_DATA, data);
+                }
+                Expr::Nat {
+                    kind,
+                    family,
+                    addr_reg,
+                    proto_reg,
+                    flags,
+                } => {
+                    // As nft sends it: no max registers (the kernel makes
+                    // them equal to the min ones), and MAP_IPS left for the
+                    // kernel to add.
+                    m.put_be32(NFTA_NAT_TYPE, *kind)
+                        .put_be32(NFTA_NAT_FAMILY, *family as u32)
+                        .put_be32(NFTA_NAT_REG_ADDR_MIN, *addr_reg);
+                    if let Some(p) = proto_reg {
+                        m.put_be32(NFTA_NAT_REG_PROTO_MIN, *p);
+                    }
+                    m.put_be32(NFTA_NAT_FLAGS, *flags);
+                }
+                Expr::Fib {
+                    flags,
+                    result,
+                    dreg,
+                } => {
+                    m.put_be32(NFTA_FIB_FLAGS, *flags)
+                        .put_be32(NFTA_FIB_RESULT, *result)
+                        .put_be32(NFTA_FIB_DREG, *dreg);
                 }
                 Expr::Masq | Expr::Counter | Expr::Other(_) => {}
             });
@@ -398,6 +445,19 @@ impl Expr {
                     }
                 })
                 .map(Expr::Verdict),
+            "immediate" => match (be(NFTA_IMMEDIATE_DREG), value(NFTA_IMMEDIATE_DATA)) {
+                (Some(dreg), Some(data)) => Some(Expr::Immediate { dreg, data }),
+                _ => None,
+            },
+            "nat" => decode_nat(&be),
+            "fib" => match (be(NFTA_FIB_FLAGS), be(NFTA_FIB_RESULT), be(NFTA_FIB_DREG)) {
+                (Some(flags), Some(result), Some(dreg)) => Some(Expr::Fib {
+                    flags,
+                    result,
+                    dreg,
+                }),
+                _ => None,
+            },
             // A masquerade with flags or a port range is not ours.
             "masq" if data.clone().next().is_none() => Some(Expr::Masq),
             "counter" => Some(Expr::Counter),
@@ -405,6 +465,101 @@ impl Expr {
         };
         parsed.unwrap_or(Expr::Other(name))
     }
+}
+
+/// A `nat` expression whose max registers, if dumped, equal the min ones
+/// (the only shape we write), read back as we encode it: the MAP_IPS flag
+/// the kernel adds for an address register is dropped. Anything else is
+/// left as `Other`.
+fn decode_nat(be: &dyn Fn(u16) -> Option<u32>) -> Option<Expr> {
+    let addr_reg = be(NFTA_NAT_REG_ADDR_MIN)?;
+    if be(NFTA_NAT_REG_ADDR_MAX).is_some_and(|r| r != addr_reg) {
+        return None;
+    }
+    let proto_reg = be(NFTA_NAT_REG_PROTO_MIN);
+    if be(NFTA_NAT_REG_PROTO_MAX).is_some_and(|r| Some(r) != proto_reg) {
+        return None;
+    }
+    Some(Expr::Nat {
+        kind: be(NFTA_NAT_TYPE)?,
+        family: u8::try_from(be(NFTA_NAT_FAMILY)?).ok()?,
+        addr_reg,
+        proto_reg,
+        flags: be(NFTA_NAT_FLAGS).unwrap_or(0) & !NF_NAT_RANGE_MAP_IPS,
+    })
+}
+
+/// `meta l4proto <proto>` (what nft puts before a `tcp|udp|sctp dport` in
+/// an ip or ip6 table).
+pub fn l4proto_eq(proto: u8) -> Vec<Expr> {
+    vec![
+        Expr::Meta {
+            key: NFT_META_L4PROTO,
+            dreg: NFT_REG_1,
+        },
+        Expr::Cmp {
+            sreg: NFT_REG_1,
+            op: CmpOp::Eq,
+            data: vec![proto],
+        },
+    ]
+}
+
+/// `tcp|udp|sctp dport <port>`: the l4proto check, then the 2 bytes at
+/// transport header + 2 (the destination port in all three).
+pub fn dport_eq(proto: u8, port: u16) -> Vec<Expr> {
+    let mut v = l4proto_eq(proto);
+    v.push(Expr::Payload {
+        base: Base::Transport,
+        offset: 2,
+        len: 2,
+        dreg: NFT_REG_1,
+    });
+    v.push(Expr::Cmp {
+        sreg: NFT_REG_1,
+        op: CmpOp::Eq,
+        data: port.to_be_bytes().to_vec(),
+    });
+    v
+}
+
+/// `dnat to <addr>:<port>` (v6 `[addr]:port`), as nft 1.0.6 encodes it:
+/// address in reg 1, port in reg 2, flags PROTO_SPECIFIED (the kernel adds
+/// MAP_IPS; `nft --debug=netlink` shows 0x3).
+pub fn dnat_to(addr: &IpAddr, port: u16) -> Vec<Expr> {
+    vec![
+        Expr::Immediate {
+            dreg: NFT_REG_1,
+            data: ip_bytes(addr),
+        },
+        Expr::Immediate {
+            dreg: NFT_REG_2,
+            data: port.to_be_bytes().to_vec(),
+        },
+        Expr::Nat {
+            kind: NFT_NAT_DNAT,
+            family: nfproto_of(addr),
+            addr_reg: NFT_REG_1,
+            proto_reg: Some(NFT_REG_2),
+            flags: NF_NAT_RANGE_PROTO_SPECIFIED,
+        },
+    ]
+}
+
+/// `fib daddr type local`.
+pub fn fib_daddr_local() -> Vec<Expr> {
+    vec![
+        Expr::Fib {
+            flags: NFTA_FIB_F_DADDR,
+            result: NFT_FIB_RESULT_ADDRTYPE,
+            dreg: NFT_REG_1,
+        },
+        Expr::Cmp {
+            sreg: NFT_REG_1,
+            op: CmpOp::Eq,
+            data: RTN_LOCAL.to_ne_bytes().to_vec(),
+        },
+    ]
 }
 
 #[cfg(test)]
@@ -535,5 +690,53 @@ mod tests {
         let mut m = Msg::default();
         m.put_str(NFTA_EXPR_NAME, "cmp");
         assert_eq!(Expr::decode(m.as_bytes()), Expr::Other("cmp".into()));
+    }
+
+    #[test]
+    fn portmap_expressions_round_trip() {
+        let v4: IpAddr = "10.99.1.2".parse().unwrap();
+        let v6: IpAddr = "fd99:1::2".parse().unwrap();
+        let all = [
+            dport_eq(IPPROTO_SCTP, 8080),
+            dnat_to(&v4, 80),
+            dnat_to(&v6, 53),
+            fib_daddr_local(),
+        ]
+        .concat();
+        let mut m = Msg::default();
+        for e in &all {
+            e.encode(&mut m);
+        }
+        let back: Vec<Expr> = Attrs::new(m.as_bytes())
+            .map(|a| Expr::decode(a.payload))
+            .collect();
+        assert_eq!(back, all);
+        // the port goes as 2 bytes, big-endian; fib compares RTN_LOCAL
+        assert_eq!(
+            all[5],
+            Expr::Immediate {
+                dreg: NFT_REG_2,
+                data: vec![0, 80]
+            }
+        );
+        assert_eq!(all[all.len() - 1], fib_daddr_local()[1]);
+    }
+
+    #[test]
+    fn a_dumped_nat_reads_back_as_encoded() {
+        // The kernel dumps both registers and adds MAP_IPS (0x3 in nft --debug).
+        let mut m = Msg::default();
+        m.put_str(NFTA_EXPR_NAME, "nat");
+        m.nest(NFTA_EXPR_DATA, |m| {
+            m.put_be32(NFTA_NAT_TYPE, NFT_NAT_DNAT)
+                .put_be32(NFTA_NAT_FAMILY, NFPROTO_IPV4 as u32)
+                .put_be32(NFTA_NAT_REG_ADDR_MIN, 1)
+                .put_be32(NFTA_NAT_REG_ADDR_MAX, 1)
+                .put_be32(NFTA_NAT_REG_PROTO_MIN, 2)
+                .put_be32(NFTA_NAT_REG_PROTO_MAX, 2)
+                .put_be32(NFTA_NAT_FLAGS, 3);
+        });
+        let v4: IpAddr = "10.99.1.2".parse().unwrap();
+        assert_eq!(Expr::decode(m.as_bytes()), dnat_to(&v4, 80)[2]);
     }
 }

@@ -85,13 +85,13 @@ fn bin_for(v6: bool) -> &'static str {
     }
 }
 
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) ok: bool,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
-fn run(bin: &PathBuf, args: &[&str]) -> Result<Run, CniError> {
+pub(crate) fn run(bin: &PathBuf, args: &[&str]) -> Result<Run, CniError> {
     let out = Command::new(bin)
         .arg("-w")
         .args(args)
@@ -121,7 +121,7 @@ fn must(bin: &PathBuf, args: &[&str]) -> Result<(), CniError> {
 }
 
 /// `-A` unless `-C` finds the rule (go-iptables' AppendUnique).
-fn append_unique(bin: &PathBuf, chain: &str, spec: &[&str]) -> Result<(), CniError> {
+pub(crate) fn append_unique(bin: &PathBuf, chain: &str, spec: &[&str]) -> Result<(), CniError> {
     let check: Vec<&str> = ["-t", "nat", "-C", chain]
         .iter()
         .copied()
@@ -255,7 +255,7 @@ pub fn teardown(nl: Option<&Netlink>, network: &str, container_id: &str) -> Resu
 
 /// Is this iptables the nf_tables flavour (Debian's alternatives point
 /// `iptables` at `xtables-nft-multi` or `iptables-nft`)?
-fn nft_based(bin: &PathBuf) -> bool {
+pub(crate) fn nft_based(bin: &PathBuf) -> bool {
     std::fs::canonicalize(bin)
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().contains("nft")))
@@ -264,7 +264,7 @@ fn nft_based(bin: &PathBuf) -> bool {
 
 /// Does table `ip|ip6 nat` hold `chain`? Without nf_tables or on any error:
 /// assume it might.
-fn nft_chain_exists(nl: Option<&Netlink>, family: u8, chain: &str) -> bool {
+pub(crate) fn nft_chain_exists(nl: Option<&Netlink>, family: u8, chain: &str) -> bool {
     let Some(nl) = nl else {
         return true;
     };
@@ -314,7 +314,7 @@ fn teardown_family(bin: &PathBuf, chain: &str) -> Result<(), CniError> {
     Ok(())
 }
 
-fn is_not_exist(stderr: &str) -> bool {
+pub(crate) fn is_not_exist(stderr: &str) -> bool {
     stderr.contains("No chain/target/match by that name")
         || stderr.contains("does a matching rule exist")
         || stderr.contains("does not exist")
