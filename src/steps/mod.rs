@@ -12,6 +12,7 @@ pub mod netns;
 pub mod nft_retry;
 pub mod nlbatch;
 pub mod spoofchk;
+pub mod sublink;
 pub mod sysctl;
 pub mod undo;
 pub mod veth;
