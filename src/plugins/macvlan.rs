@@ -144,10 +144,3 @@ fn gc(req: &Request) -> Result<(), CniError> {
     }
     ipam::gc(req, &ipam)
 }
-
-/// Fuzzing only (`cargo fuzz`): every config check ADD makes before it
-/// changes anything.
-#[cfg(fuzzing)]
-pub fn fuzz_config(req: &Request) {
-    let _ = settings(req);
-}
