@@ -15,6 +15,7 @@ pub mod neigh;
 pub mod nftables;
 pub mod route;
 pub mod socket;
+pub mod sublink;
 #[cfg(test)]
 pub mod testns;
 pub mod tun;

@@ -1,8 +1,11 @@
-//! dummy: not written yet (a stub so the applet table, symlinks and
-//! dispatch are in place; the plugin replaces this file).
+//! dummy: a dummy link in the container, addressed by IPAM (reference:
+//! plugins/main/dummy). The result keeps the IPAM's `dns`.
 
 use crate::cni::result::CniResult;
+use crate::cni::types::NetConf;
 use crate::cni::{version, CniError, Plugin, Request};
+use crate::steps::ipam;
+use crate::steps::sublink::{self, AddFlow, Addressing, Expect, NewLink, Place, SubKind};
 
 pub const PLUGIN: Plugin = Plugin {
     name: "dummy",
@@ -14,26 +17,66 @@ pub const PLUGIN: Plugin = Plugin {
     gc,
 };
 
-fn todo() -> CniError {
-    CniError::unsupported("dummy is not implemented yet")
+/// `ipam.type`, which dummy requires (code 7 naming the field).
+fn required_ipam(conf: &NetConf) -> Result<String, CniError> {
+    match conf.ipam_type()? {
+        "" => Err(CniError::config(
+            "ipam: dummy interface requires an IPAM configuration",
+        )),
+        t => Ok(t.to_string()),
+    }
 }
 
-fn add(_req: &Request) -> Result<CniResult, CniError> {
-    Err(todo())
+fn add(req: &Request) -> Result<CniResult, CniError> {
+    let ipam = required_ipam(&req.net_conf()?)?;
+    let place = Place::open(&req.netns)?;
+    let flow = AddFlow {
+        plugin: "dummy",
+        link: NewLink {
+            kind: SubKind::Dummy,
+            master: None,
+            mtu: 0,
+            // The reference's LinkAttrs literal sends a queue length of 0.
+            txqlen: Some(0),
+            mac: None,
+        },
+        addressing: Addressing::Ipam(ipam),
+        notify: false,
+        // Unlike the other plugins here, the IPAM's dns stays.
+        dns: None,
+    };
+    sublink::add(req, &place, flow)
 }
 
-fn del(_req: &Request) -> Result<(), CniError> {
-    Err(todo())
+/// DEL: without IPAM nothing was ever allocated (ADD refuses such a
+/// config), so only the link goes; the reference fails here instead.
+fn del(req: &Request) -> Result<(), CniError> {
+    let ipam = req.net_conf()?.ipam_type()?.to_string();
+    sublink::del(req, &ipam)
 }
 
-fn check(_req: &Request) -> Result<(), CniError> {
-    Err(todo())
+fn check(req: &Request) -> Result<(), CniError> {
+    let conf = req.net_conf()?;
+    let ipam = required_ipam(&conf)?;
+    let place = Place::open(&req.netns)?;
+    ipam::check(req, &ipam)?;
+    // As the reference: the link must be up; routes are not checked.
+    let expect = Expect {
+        up: true,
+        routes: false,
+        ..Default::default()
+    };
+    sublink::check(req, &conf, &place, "dummy", &expect)
 }
 
-fn status(_req: &Request) -> Result<(), CniError> {
-    Err(todo())
+fn status(req: &Request) -> Result<(), CniError> {
+    ipam::status(req, &required_ipam(&req.net_conf()?)?)
 }
 
-fn gc(_req: &Request) -> Result<(), CniError> {
-    Err(todo())
+fn gc(req: &Request) -> Result<(), CniError> {
+    let ipam = req.net_conf()?.ipam_type()?.to_string();
+    if ipam.is_empty() {
+        return Ok(());
+    }
+    ipam::gc(req, &ipam)
 }

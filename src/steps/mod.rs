@@ -19,6 +19,7 @@ pub mod nlbatch;
 pub mod private_ns;
 pub mod spoofchk;
 pub mod statefile;
+pub mod sublink;
 pub mod sysctl;
 pub mod sysfs_net;
 pub mod undo;
