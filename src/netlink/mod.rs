@@ -17,3 +17,6 @@ pub mod socket;
 pub mod testns;
 
 pub use socket::{Netlink, NlError};
+
+// Issue 19 (sbr, bandwidth): policy rules and traffic control.
+pub mod rule;
