@@ -20,3 +20,4 @@ pub use socket::{Netlink, NlError};
 
 // Issue 19 (sbr, bandwidth): policy rules and traffic control.
 pub mod rule;
+pub mod tc;
