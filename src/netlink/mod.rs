@@ -18,6 +18,7 @@ pub mod testns;
 
 pub use socket::{Netlink, NlError};
 
-// Issue 19 (sbr, bandwidth): policy rules and traffic control.
+// Issue 19 (sbr, bandwidth, vrf): policy rules, traffic control, VRF links.
 pub mod rule;
 pub mod tc;
+pub mod vrf;
