@@ -23,6 +23,20 @@ fn ptp_conf(node: &Node) -> Value {
     })
 }
 
+fn dual_stack_conf(node: &Node) -> Value {
+    json!({
+        "cniVersion": "1.0.0",
+        "name": "sbrnet",
+        "type": "ptp",
+        "ipam": {
+            "type": "host-local",
+            "ranges": [[{"subnet": "10.99.13.0/24"}], [{"subnet": "fd99:13::/64"}]],
+            "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}],
+            "dataDir": node.data.str(),
+        }
+    })
+}
+
 fn sbr_conf(extra: Value) -> Value {
     let mut c = json!({"cniVersion": "1.0.0", "name": "sbrnet", "type": "sbr"});
     for (k, v) in extra.as_object().unwrap() {
@@ -148,6 +162,33 @@ fn add_moves_routes_to_table_100_as_the_go_plugin_does_and_del_removes_rules() {
     sbr(&node, "DEL", &ctr.path(), &conf, false).ok();
     node.call("DEL", "ctr-sbr", &ctr.path(), &ptp_conf(&node))
         .ok();
+}
+
+#[test]
+fn dual_stack_gets_one_table_per_address_as_the_go_plugin_does() {
+    require_root!();
+    if !std::path::Path::new(GO_SBR).exists() {
+        skip(SkipKind::Tool, "Debian's Go sbr not installed");
+        return;
+    }
+    let mut seen = Vec::new();
+    for go in [false, true] {
+        let node = Node::new("ptp");
+        let ctr = TestNs::new("sbrc");
+        let add = node.call("ADD", "ctr-sbr", &ctr.path(), &dual_stack_conf(&node));
+        add.ok();
+        let conf = with_prev(&sbr_conf(json!({})), &add.json());
+        sbr(&node, "ADD", &ctr.path(), &conf, go).ok();
+        let state = (
+            rules(&ctr),
+            table(&ctr, "100"),
+            table(&ctr, "101"),
+            main_routes_of_eth0(&ctr),
+        );
+        assert!(state.2.to_string().contains("fd99:13::1"), "{}", state.2);
+        seen.push(state);
+    }
+    assert_eq!(seen[0], seen[1], "ours (left) differ from Go's (right)");
 }
 
 #[test]
