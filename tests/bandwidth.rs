@@ -352,3 +352,37 @@ fn del_removes_the_ifb_after_the_veth_and_netns_are_gone() {
     assert!(ifb_of(&node).is_empty());
     bw(&node, "DEL", "", &conf, false).ok();
 }
+
+#[test]
+fn works_behind_bridge_too_and_shapes_the_bridge_port() {
+    require_root!();
+    let node = Node::new("bridge");
+    let ctr = TestNs::new("bwc");
+    let br = json!({
+        "cniVersion": "1.0.0", "name": "bwnet", "type": "bridge", "bridge": "cnibw0",
+        "isGateway": true,
+        "ipam": {"type": "host-local", "subnet": "10.98.1.0/24", "dataDir": node.data.str()}
+    });
+    let add = node.call("ADD", ID, &ctr.path(), &br);
+    add.ok();
+    let r = add.json();
+    // interfaces: the bridge, the host veth, the container's eth0.
+    let port = r["interfaces"][1]["name"].as_str().unwrap().to_string();
+    let out = bw(
+        &node,
+        "ADD",
+        &ctr.path(),
+        &with_prev(&bw_conf(json!({})), &r),
+        false,
+    );
+    out.ok();
+    assert_eq!(out.json()["interfaces"].as_array().unwrap().len(), 4);
+    assert_eq!(qdisc_kinds(&node, &port), vec!["tbf", "ingress"]);
+    assert_eq!(
+        qdisc_kinds(&node, "cnibw0"),
+        vec!["noqueue"],
+        "bridge untouched"
+    );
+    bw(&node, "DEL", &ctr.path(), &bw_conf(json!({})), false).ok();
+    assert!(ifb_of(&node).is_empty());
+}
