@@ -119,6 +119,18 @@ fn direction(prefix: &str, rate: Option<u64>, burst: Option<u64>) -> Result<Limi
             "{prefix}Burst: burst cannot be more than 4GB"
         )));
     }
+    // Below a byte the TBF would get a zero rate or bucket (the reference
+    // divides by zero here).
+    if rate != 0 && rate < 8 {
+        return Err(CniError::config(format!(
+            "{prefix}Rate: {rate} bits/s is below one byte per second"
+        )));
+    }
+    if burst != 0 && burst < 8 {
+        return Err(CniError::config(format!(
+            "{prefix}Burst: {burst} bits is below one byte"
+        )));
+    }
     Ok(Limit { rate, burst })
 }
 
@@ -378,6 +390,14 @@ mod tests {
                 "burst cannot be more than 4GB",
             ),
             (r#","ingressRate":-1,"ingressBurst":5"#, "ingressRate"),
+            (
+                r#","ingressRate":7,"ingressBurst":800"#,
+                "ingressRate: 7 bits/s",
+            ),
+            (
+                r#","egressRate":800,"egressBurst":7"#,
+                "egressBurst: 7 bits",
+            ),
         ] {
             let e = conf_of(bad).unwrap_err();
             assert_eq!(e.code, 7, "{bad}");
