@@ -21,3 +21,8 @@ pub mod testns;
 pub mod tun;
 
 pub use socket::{Netlink, NlError};
+
+// Issue 19 (sbr, bandwidth, vrf): policy rules, traffic control, VRF links.
+pub mod rule;
+pub mod tc;
+pub mod vrf;
