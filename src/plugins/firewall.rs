@@ -1,8 +1,41 @@
-//! firewall: not written yet (a stub so the applet table, symlinks and
-//! dispatch are in place; the plugin replaces this file).
+//! firewall (reference: plugins/meta/firewall): let a container's traffic
+//! through the node's FORWARD path when the node's filter policy drops it.
+//!
+//! Backend `iptables` only (the Go default when firewalld is not on D-Bus):
+//! the Go plugin's chains and rules (`FORWARD` -> `CNI-FORWARD` -> the admin
+//! chain, two rules per container IP, the ingressPolicy isolation chains),
+//! written over netlink into iptables-nft's `ip filter` / `ip6 filter`
+//! tables with iptables-nft's own expressions (steps::xtables), so that
+//! `iptables -S/-C/-D` and the Go plugin see the same rules. An accept in a
+//! table of our own would not override a drop in `filter`: the rules must
+//! live there.
+//!
+//! Deliberate differences from Go:
+//! - an unknown `backend` is code 7 (Go silently falls back), `firewalld`
+//!   is code 2 (no D-Bus client here);
+//! - DEL without a prevResult still removes the container's rules: ADD
+//!   remembers the IPs in `<dataDir>/<network>/<containerID>_<ifname>`
+//!   (default dataDir /var/lib/cni/firewall). A prevResult alone is not
+//!   enough (runtimes lose their cache), and the rules cannot be found
+//!   without the IPs: they carry no per-container comment, and adding one
+//!   would make them differ from Go's;
+//! - GC removes the per-IP rules of attachments not in the valid list (the
+//!   same state files say which IPs they held);
+//! - a node whose iptables is legacy (x_tables: `filter` listed in
+//!   /proc/net/ip{,6}_tables_names, no nf_tables `filter` table) gets a
+//!   clear code 2 on ADD instead of rules iptables would not show.
 
 use crate::cni::result::CniResult;
+use crate::cni::types::valid_attachments;
 use crate::cni::{version, CniError, Plugin, Request};
+use crate::netlink::nftables::consts::{NFPROTO_IPV4, NFPROTO_IPV6};
+use crate::netlink::nftables::xt::XtRule;
+use crate::netlink::Netlink;
+use crate::steps::xtables::{self as xt, Policy};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 
 pub const PLUGIN: Plugin = Plugin {
     name: "firewall",
@@ -10,30 +43,315 @@ pub const PLUGIN: Plugin = Plugin {
     add,
     del,
     check,
-    status,
+    status: |req| conf(req).map(|_| ()),
     gc,
 };
 
-fn todo() -> CniError {
-    CniError::unsupported("firewall is not implemented yet")
+const DEFAULT_DATA_DIR: &str = "/var/lib/cni/firewall";
+const FAMILIES: [u8; 2] = [NFPROTO_IPV4, NFPROTO_IPV6];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct FirewallConf {
+    backend: String,
+    #[serde(rename = "iptablesAdminChainName")]
+    admin_chain: String,
+    #[serde(rename = "ingressPolicy")]
+    ingress_policy: String,
+    /// cnibox: where ADD remembers each attachment's IPs.
+    #[serde(rename = "dataDir")]
+    data_dir: String,
 }
 
-fn add(_req: &Request) -> Result<CniResult, CniError> {
-    Err(todo())
+/// The validated config.
+struct Conf {
+    admin: String,
+    policy: Policy,
+    dir: PathBuf,
 }
 
-fn del(_req: &Request) -> Result<(), CniError> {
-    Err(todo())
+fn conf(req: &Request) -> Result<Conf, CniError> {
+    let c: FirewallConf = req.decode()?;
+    match c.backend.as_str() {
+        "" | "iptables" => {}
+        "firewalld" => {
+            return Err(CniError::unsupported(
+                "firewall: backend \"firewalld\" is not supported by cnibox (no D-Bus client); use \"iptables\"",
+            ))
+        }
+        other => {
+            return Err(CniError::config(format!(
+                "firewall: invalid backend {other:?}: must be \"iptables\" or \"firewalld\""
+            )))
+        }
+    }
+    let policy = Policy::parse(&c.ingress_policy).ok_or_else(|| {
+        CniError::config(format!(
+            "firewall: invalid ingressPolicy {:?}: must be \"open\", \"same-bridge\" or \"isolated\"",
+            c.ingress_policy
+        ))
+    })?;
+    let admin = if c.admin_chain.is_empty() {
+        xt::DEFAULT_ADMIN_CHAIN.to_string()
+    } else {
+        c.admin_chain
+    };
+    // iptables' limit (XT_EXTENSION_MAXNAMELEN - 1) and its syntax.
+    let bad = admin.len() > 28
+        || admin.starts_with(['-', '!'])
+        || admin
+            .chars()
+            .any(|ch| ch.is_whitespace() || ch.is_control())
+        || [xt::FORWARD, xt::PRIV_CHAIN, "INPUT", "OUTPUT"].contains(&admin.as_str());
+    if bad {
+        return Err(CniError::config(format!(
+            "firewall: invalid iptablesAdminChainName {admin:?}: at most 28 characters, no blanks, not a built-in chain"
+        )));
+    }
+    let dir = if c.data_dir.is_empty() {
+        PathBuf::from(DEFAULT_DATA_DIR)
+    } else {
+        PathBuf::from(c.data_dir)
+    };
+    Ok(Conf { admin, policy, dir })
 }
 
-fn check(_req: &Request) -> Result<(), CniError> {
-    Err(todo())
+/// The prevResult, if any (`None` when absent).
+fn prev(req: &Request) -> Result<Option<CniResult>, CniError> {
+    match req.net_conf()?.prev_result {
+        None => Ok(None),
+        Some(v) => CniResult::parse_as(&v, &req.version)
+            .map(Some)
+            .map_err(|e| e.context("failed to parse prevResult")),
+    }
 }
 
-fn status(_req: &Request) -> Result<(), CniError> {
-    Err(todo())
+fn need_prev(req: &Request) -> Result<CniResult, CniError> {
+    prev(req)?.ok_or_else(|| CniError::config("firewall: missing prevResult from earlier plugin"))
 }
 
-fn gc(_req: &Request) -> Result<(), CniError> {
-    Err(todo())
+fn ips_of(r: &CniResult) -> Vec<IpAddr> {
+    let mut v: Vec<IpAddr> = r.ips.iter().map(|c| c.address.addr()).collect();
+    v.dedup();
+    v
+}
+
+fn of_family(ips: &[IpAddr], family: u8) -> Vec<IpAddr> {
+    ips.iter()
+        .filter(|ip| xt::family_of(ip) == family)
+        .copied()
+        .collect()
+}
+
+fn per_ip_rules(ips: &[IpAddr]) -> Vec<XtRule> {
+    ips.iter().flat_map(xt::ip_rules).collect()
+}
+
+fn add(req: &Request) -> Result<CniResult, CniError> {
+    let c = conf(req)?;
+    let prev = need_prev(req)?;
+    let ips = ips_of(&prev);
+    let bridge = match c.policy {
+        Policy::Open => None,
+        _ => Some(
+            prev.interfaces
+                .first()
+                .map(|i| i.name.clone())
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| {
+                    CniError::config(format!(
+                        "firewall: ingressPolicy {:?} needs the bridge as the prevResult's first interface: chain \"firewall\" after \"bridge\"",
+                        c.policy
+                    ))
+                })?,
+        ),
+    };
+    let nl = xt::open()?;
+    for f in FAMILIES {
+        if !of_family(&ips, f).is_empty() && xt::legacy_in_use(&nl, f)? {
+            return Err(CniError::unsupported(format!(
+                "firewall: this node's {} is iptables-legacy (x_tables table filter, no nf_tables table {} filter); cnibox writes iptables-nft rules only",
+                if f == NFPROTO_IPV4 { "iptables" } else { "ip6tables" },
+                if f == NFPROTO_IPV4 { "ip" } else { "ip6" },
+            )));
+        }
+    }
+    // Remembered first: a DEL or GC after a crash below still finds the IPs.
+    let state = State {
+        container_id: req.container_id.clone(),
+        ifname: req.ifname.clone(),
+        ips: ips.clone(),
+    };
+    let path = state_path(&c.dir, req.name(), &req.container_id, &req.ifname);
+    state.write(&path)?;
+    let result = (|| {
+        for f in FAMILIES {
+            let fips = of_family(&ips, f);
+            if fips.is_empty() {
+                continue;
+            }
+            xt::apply(&nl, f, &xt::add_plan(f, &c.admin, &fips))?;
+            if let Some(br) = &bridge {
+                xt::apply(&nl, f, &xt::isolation_plan(f, br, c.policy))?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        // Roll back the per-IP rules (chains and jumps are shared).
+        for f in FAMILIES {
+            let _ = xt::delete(&nl, f, &per_ip_rules(&of_family(&ips, f)));
+        }
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
+    Ok(prev)
+}
+
+fn del(req: &Request) -> Result<(), CniError> {
+    let c = conf(req)?;
+    let path = state_path(&c.dir, req.name(), &req.container_id, &req.ifname);
+    let mut ips: Vec<IpAddr> = State::read(&path).map(|s| s.ips).unwrap_or_default();
+    // A prevResult we cannot parse must not stop the cleanup.
+    if let Ok(Some(p)) = prev(req) {
+        ips.extend(ips_of(&p));
+    }
+    let ips: Vec<IpAddr> = ips
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !ips.is_empty() {
+        let nl = xt::open()?;
+        remove_rules(&nl, &ips)?;
+    }
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CniError::io(format!(
+            "firewall: remove {}: {e}",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn remove_rules(nl: &Netlink, ips: &[IpAddr]) -> Result<(), CniError> {
+    for f in FAMILIES {
+        xt::delete(nl, f, &per_ip_rules(&of_family(ips, f)))?;
+    }
+    Ok(())
+}
+
+fn check(req: &Request) -> Result<(), CniError> {
+    let c = conf(req)?;
+    let prev = need_prev(req)?;
+    let ips = ips_of(&prev);
+    let nl = xt::open()?;
+    for f in FAMILIES {
+        let fips = of_family(&ips, f);
+        if !fips.is_empty() {
+            xt::check(&nl, f, &c.admin, &per_ip_rules(&fips))?;
+        }
+    }
+    Ok(())
+}
+
+/// GC: the per-IP rules of every remembered attachment of this network that
+/// is not in the valid list go, unless another live attachment (of any
+/// network) holds the same IP.
+fn gc(req: &Request) -> Result<(), CniError> {
+    let c = conf(req)?;
+    let Some(valid) = valid_attachments(&req.config)? else {
+        return Ok(());
+    };
+    let net_dir = c.dir.join(req.name());
+    let mut stale: Vec<(PathBuf, State)> = Vec::new();
+    let mut keep: BTreeSet<IpAddr> = BTreeSet::new();
+    for (path, st) in all_states(&c.dir) {
+        let live = path.parent() != Some(net_dir.as_path())
+            || valid
+                .iter()
+                .any(|a| a.container_id == st.container_id && a.ifname == st.ifname);
+        if live {
+            keep.extend(st.ips.iter().copied());
+        } else {
+            stale.push((path, st));
+        }
+    }
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let gone: Vec<IpAddr> = stale
+        .iter()
+        .flat_map(|(_, s)| s.ips.iter().copied())
+        .filter(|ip| !keep.contains(ip))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !gone.is_empty() {
+        remove_rules(&xt::open()?, &gone)?;
+    }
+    for (path, _) in stale {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+/// What ADD remembers about one attachment.
+#[derive(Debug, Serialize, Deserialize)]
+struct State {
+    #[serde(rename = "containerId")]
+    container_id: String,
+    ifname: String,
+    ips: Vec<IpAddr>,
+}
+
+fn state_path(dir: &Path, network: &str, cid: &str, ifname: &str) -> PathBuf {
+    dir.join(network).join(format!("{cid}_{ifname}"))
+}
+
+impl State {
+    fn read(path: &Path) -> Option<State> {
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    }
+
+    /// Written to a temporary file and renamed, so a reader never sees half.
+    fn write(&self, path: &Path) -> Result<(), CniError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let io = |what: &str, p: &Path, e: std::io::Error| {
+            CniError::io(format!("firewall: {what} {}: {e}", p.display()))
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| io("mkdir", dir, e))?;
+        let tmp = PathBuf::from(format!("{}.tmp", path.display()));
+        let bytes = serde_json::to_vec(self).map_err(|e| CniError::internal(e.to_string()))?;
+        std::fs::write(&tmp, bytes).map_err(|e| io("write", &tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| io("rename", &tmp, e))
+    }
+}
+
+/// Every state file under `dir` (one level of network directories).
+fn all_states(dir: &Path) -> Vec<(PathBuf, State)> {
+    let mut out = Vec::new();
+    let Ok(nets) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for net in nets.flatten() {
+        let Ok(files) = std::fs::read_dir(net.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let p = f.path();
+            if p.to_string_lossy().ends_with(".tmp") {
+                continue;
+            }
+            if let Some(st) = State::read(&p) {
+                out.push((p, st));
+            }
+        }
+    }
+    out
 }

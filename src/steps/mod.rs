@@ -15,6 +15,7 @@ pub mod spoofchk;
 pub mod sysctl;
 pub mod undo;
 pub mod veth;
+pub mod xtables;
 
 use crate::cni::CniError;
 use crate::netlink::NlError;
