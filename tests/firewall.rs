@@ -617,3 +617,38 @@ fn legacy_iptables_node_is_a_clear_error_and_changes_nothing() {
     );
     assert!(tree(node.fw.path()).is_empty(), "no state left");
 }
+
+#[test]
+fn eight_parallel_adds_make_one_set_of_jumps_and_every_per_ip_rule() {
+    require_root!();
+    if !tools_present() {
+        return;
+    }
+    let node = Node::new();
+    let ctr = TestNs::new("fwq");
+    let fw = node.firewall("fwpar", json!({"ingressPolicy": "same-bridge"}));
+    std::thread::scope(|s| {
+        for i in 0..8 {
+            let (node, ctr, fw) = (&node, &ctr, &fw);
+            s.spawn(move || {
+                let ips = [
+                    format!("10.98.2.{}/24", i + 2),
+                    format!("fd98:2::{}/64", i + 2),
+                ];
+                let p = prev("cnifwp0", &ctr.path(), &[&ips[0], &ips[1]]);
+                let conf = node::with_prev(fw, &p);
+                node.call("firewall", "ADD", &format!("par{i}"), &ctr.path(), &conf)
+                    .ok();
+            });
+        }
+    });
+    assert_eq!(node.per_ip_rules().len(), 32, "{:?}", node.per_ip_rules());
+    for v6 in [false, true] {
+        let s = node.save(v6);
+        let count = |needle: &str| s.lines().filter(|l| l.contains(needle)).count();
+        assert_eq!(count("-A FORWARD "), 2, "{s}");
+        assert_eq!(count("-j CNI-ADMIN"), 1, "{s}");
+        assert_eq!(count("-A CNI-ISOLATION-STAGE-1 "), 2, "{s}");
+        assert_eq!(count("-A CNI-ISOLATION-STAGE-2 "), 2, "{s}");
+    }
+}

@@ -27,7 +27,7 @@
 
 use crate::cni::result::CniResult;
 use crate::cni::types::valid_attachments;
-use crate::cni::{version, CniError, Plugin, Request};
+use crate::cni::{CniError, Plugin, Request};
 use crate::netlink::nftables::consts::{NFPROTO_IPV4, NFPROTO_IPV6};
 use crate::netlink::nftables::xt::XtRule;
 use crate::netlink::Netlink;
@@ -39,7 +39,8 @@ use std::path::{Path, PathBuf};
 
 pub const PLUGIN: Plugin = Plugin {
     name: "firewall",
-    versions: version::ALL,
+    // Go: version.VersionsStartingFrom("0.4.0").
+    versions: &["0.4.0", "1.0.0", "1.1.0"],
     add,
     del,
     check,
@@ -161,7 +162,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
                 .ok_or_else(|| {
                     CniError::config(format!(
                         "firewall: ingressPolicy {:?} needs the bridge as the prevResult's first interface: chain \"firewall\" after \"bridge\"",
-                        c.policy
+                        c.policy.name()
                     ))
                 })?,
         ),
@@ -222,8 +223,9 @@ fn del(req: &Request) -> Result<(), CniError> {
         .into_iter()
         .collect();
     if !ips.is_empty() {
-        let nl = xt::open()?;
-        remove_rules(&nl, &ips)?;
+        if let Some(nl) = xt::open_if_supported()? {
+            remove_rules(&nl, &ips)?;
+        }
     }
     match std::fs::remove_file(&path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CniError::io(format!(
@@ -287,8 +289,8 @@ fn gc(req: &Request) -> Result<(), CniError> {
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    if !gone.is_empty() {
-        remove_rules(&xt::open()?, &gone)?;
+    if let (false, Some(nl)) = (gone.is_empty(), xt::open_if_supported()?) {
+        remove_rules(&nl, &gone)?;
     }
     for (path, _) in stale {
         let _ = std::fs::remove_file(path);

@@ -51,7 +51,7 @@ impl Policy {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Policy::Open => "open",
             Policy::SameBridge => "same-bridge",
@@ -213,6 +213,12 @@ fn fail(what: &str, e: impl std::fmt::Display) -> CniError {
 
 pub fn open() -> Result<Netlink, CniError> {
     Netlink::netfilter().map_err(|e| fail("open netfilter socket", e))
+}
+
+/// For DEL and GC: `None` when the kernel has no nf_tables (then there is
+/// no iptables-nft rule to remove either).
+pub fn open_if_supported() -> Result<Option<Netlink>, CniError> {
+    Netlink::netfilter_if_supported().map_err(|e| fail("open netfilter socket", e))
 }
 
 fn family_name(family: u8) -> &'static str {
