@@ -131,9 +131,15 @@ fn need_prev(req: &Request) -> Result<CniResult, CniError> {
     prev(req)?.ok_or_else(|| CniError::config("firewall: missing prevResult from earlier plugin"))
 }
 
+/// The result's addresses, each once, in order (Go appends the rules in
+/// this order).
 fn ips_of(r: &CniResult) -> Vec<IpAddr> {
-    let mut v: Vec<IpAddr> = r.ips.iter().map(|c| c.address.addr()).collect();
-    v.dedup();
+    let mut v: Vec<IpAddr> = Vec::new();
+    for ip in r.ips.iter().map(|c| c.address.addr()) {
+        if !v.contains(&ip) {
+            v.push(ip);
+        }
+    }
     v
 }
 
