@@ -592,7 +592,7 @@ fn check_fails_once_a_per_ip_rule_is_gone() {
 }
 
 #[test]
-fn legacy_iptables_node_is_a_clear_error_and_changes_nothing() {
+fn legacy_iptables_node_without_a_legacy_binary_is_code_2_and_changes_nothing() {
     require_root!();
     if !tools_present() {
         return;
@@ -610,12 +610,117 @@ fn legacy_iptables_node_is_a_clear_error_and_changes_nothing() {
     let conf = node::with_prev(&node.firewall("fwleg", json!({})), &p);
     let r = node.call("firewall", "ADD", "leg1", &ctr.path(), &conf);
     assert_eq!(r.err_code(), 2, "{}", r.stdout);
-    assert!(r.stdout.contains("legacy"), "{}", r.stdout);
+    assert!(r.stdout.contains("iptables-legacy"), "{}", r.stdout);
     assert!(
         node.host.nft_ruleset().trim().is_empty(),
         "no nf_tables table made"
     );
     assert!(tree(node.fw.path()).is_empty(), "no state left");
+}
+
+/// A PATH where `iptables`/`ip6tables` are the legacy binaries, so that
+/// Go's plugin writes x_tables rules too.
+fn legacy_path(dir: &TempDir) -> String {
+    for t in ["iptables", "ip6tables"] {
+        let target = format!("/usr/sbin/{t}-legacy");
+        std::os::unix::fs::symlink(&target, dir.path().join(t)).unwrap();
+    }
+    format!("{}:{TOOLS_PATH}", dir.str())
+}
+
+#[test]
+fn legacy_iptables_node_gets_the_go_rules_through_iptables_legacy() {
+    require_root!();
+    if !tools_present() || !go_present() {
+        return;
+    }
+    let bins = TempDir::new("fw-legacy-bin");
+    let path = legacy_path(&bins);
+    let (go, us) = (Node::new(), Node::new());
+    for n in [&go, &us] {
+        if !n
+            .host
+            .exec(&["iptables-legacy", "-P", "FORWARD", "DROP"])
+            .status
+            .success()
+            || !n
+                .host
+                .exec(&["ip6tables-legacy", "-P", "FORWARD", "DROP"])
+                .status
+                .success()
+        {
+            skip(SkipKind::Tool, "iptables-legacy not usable here");
+            return;
+        }
+    }
+    let ctr = TestNs::new("fwq");
+    let p = prev("cnifw0", &ctr.path(), &["10.99.3.2/24", "fd99:3::2/64"]);
+    // Open policy: Debian's 1.1.1 words the isolation comments differently
+    // from HEAD (same_bridge_add_lists_exactly_the_go_head_fixture covers those).
+    let extra = json!({"iptablesAdminChainName": "LEGACY-ADMIN"});
+    let conf = node::with_prev(&go.firewall("fwfix", extra.clone()), &p);
+    let mut g = Call::attach("firewall", "ADD", "fixture0003", &ctr.path(), "eth0")
+        .var("PATH", &path)
+        .var("CNI_PATH", "/usr/lib/cni")
+        .in_ns(&go.host)
+        .config(&conf);
+    g.bin_dir = Path::new("/usr/lib/cni").to_path_buf();
+    g.run().ok();
+    let ours = |cmd: &str, conf: &Value| {
+        Call::attach("firewall", cmd, "fixture0003", &ctr.path(), "eth0")
+            .var("PATH", &path)
+            .in_ns(&us.host)
+            .config(conf)
+            .run()
+    };
+    let conf = node::with_prev(&us.firewall("fwfix", extra.clone()), &p);
+    ours("ADD", &conf).ok();
+    let save = |n: &Node, tool: &str| {
+        n.sh(&[tool, "-t", "filter"])
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| match l.find(" [") {
+                Some(i) if l.starts_with(':') => l[..i].to_string(),
+                _ => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for tool in ["iptables-legacy-save", "ip6tables-legacy-save"] {
+        let s = save(&us, tool);
+        assert_eq!(s, save(&go, tool), "{tool}");
+        assert!(s.contains("-A CNI-FORWARD -s "), "{s}");
+    }
+    let iso = node::with_prev(
+        &us.firewall(
+            "fwfix",
+            node::merged(extra.clone(), json!({"ingressPolicy": "isolated"})),
+        ),
+        &p,
+    );
+    ours("ADD", &iso).ok();
+    let s = save(&us, "iptables-legacy-save");
+    assert!(s.contains("-A CNI-ISOLATION-STAGE-1 -i cnifw0 -o cnifw0 -m comment --comment \"CNI firewall plugin rules (ingressPolicy: isolated)\" -j DROP"), "{s}");
+    assert!(
+        us.host.nft_ruleset().trim().is_empty(),
+        "nothing in nf_tables"
+    );
+    ours("CHECK", &conf).ok();
+    // DEL without prevResult: the remembered IPs find the legacy rules.
+    ours(
+        "DEL",
+        &us.firewall("fwfix", json!({"iptablesAdminChainName": "LEGACY-ADMIN"})),
+    )
+    .ok();
+    for tool in ["iptables-legacy-save", "ip6tables-legacy-save"] {
+        let s = save(&us, tool);
+        assert!(
+            !s.contains("-A CNI-FORWARD -s ") && !s.contains("-A CNI-FORWARD -d "),
+            "{s}"
+        );
+        assert!(s.contains("-j LEGACY-ADMIN"), "chains and jumps stay: {s}");
+    }
+    assert_eq!(ours("CHECK", &conf).err_code(), 999);
 }
 
 #[test]

@@ -31,7 +31,8 @@ use crate::cni::{CniError, Plugin, Request};
 use crate::netlink::nftables::consts::{NFPROTO_IPV4, NFPROTO_IPV6};
 use crate::netlink::nftables::xt::XtRule;
 use crate::netlink::Netlink;
-use crate::steps::xtables::{self as xt, Policy};
+use crate::steps::xtables::{self as xt, Policy, Want};
+use crate::steps::xtables_legacy::Legacy;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -173,15 +174,19 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
                 })?,
         ),
     };
+    // Every decision before any change: where each family's rules go.
     let nl = xt::open()?;
+    let mut plans: Vec<(u8, Flavour, Vec<Want>)> = Vec::new();
     for f in FAMILIES {
-        if !of_family(&ips, f).is_empty() && xt::legacy_in_use(&nl, f)? {
-            return Err(CniError::unsupported(format!(
-                "firewall: this node's {} is iptables-legacy (x_tables table filter, no nf_tables table {} filter); cnibox writes iptables-nft rules only",
-                if f == NFPROTO_IPV4 { "iptables" } else { "ip6tables" },
-                if f == NFPROTO_IPV4 { "ip" } else { "ip6" },
-            )));
+        let fips = of_family(&ips, f);
+        if fips.is_empty() {
+            continue;
         }
+        let mut wants = xt::add_plan(f, &c.admin, &fips);
+        if let Some(br) = &bridge {
+            wants.extend(xt::isolation_plan(f, br, c.policy));
+        }
+        plans.push((f, flavour(&nl, f)?, wants));
     }
     // Remembered first: a DEL or GC after a crash below still finds the IPs.
     let state = State {
@@ -191,24 +196,13 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
     };
     let path = state_path(&c.dir, req.name(), &req.container_id, &req.ifname);
     state.write(&path)?;
-    let result = (|| {
-        for f in FAMILIES {
-            let fips = of_family(&ips, f);
-            if fips.is_empty() {
-                continue;
-            }
-            xt::apply(&nl, f, &xt::add_plan(f, &c.admin, &fips))?;
-            if let Some(br) = &bridge {
-                xt::apply(&nl, f, &xt::isolation_plan(f, br, c.policy))?;
-            }
-        }
-        Ok(())
-    })();
+    let result = plans.iter().try_for_each(|(f, fl, wants)| match fl {
+        Flavour::Nft => xt::apply(&nl, *f, wants),
+        Flavour::Legacy(l) => l.apply(wants),
+    });
     if let Err(e) = result {
         // Roll back the per-IP rules (chains and jumps are shared).
-        for f in FAMILIES {
-            let _ = xt::delete(&nl, f, &per_ip_rules(&of_family(&ips, f)));
-        }
+        let _ = remove_rules(Some(&nl), &ips);
         let _ = std::fs::remove_file(&path);
         return Err(e);
     }
@@ -229,9 +223,7 @@ fn del(req: &Request) -> Result<(), CniError> {
         .into_iter()
         .collect();
     if !ips.is_empty() {
-        if let Some(nl) = xt::open_if_supported()? {
-            remove_rules(&nl, &ips)?;
-        }
+        remove_rules(xt::open_if_supported()?.as_ref(), &ips)?;
     }
     match std::fs::remove_file(&path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CniError::io(format!(
@@ -242,9 +234,47 @@ fn del(req: &Request) -> Result<(), CniError> {
     }
 }
 
-fn remove_rules(nl: &Netlink, ips: &[IpAddr]) -> Result<(), CniError> {
+/// Where one family's rules live on this node.
+enum Flavour {
+    Nft,
+    Legacy(Legacy),
+}
+
+/// nf_tables, unless the node is iptables-legacy (see steps::xtables_legacy);
+/// a legacy node without a legacy binary is code 2.
+fn flavour(nl: &Netlink, f: u8) -> Result<Flavour, CniError> {
+    if !xt::legacy_in_use(nl, f)? {
+        return Ok(Flavour::Nft);
+    }
+    let v6 = f == NFPROTO_IPV6;
+    Legacy::find(v6).map(Flavour::Legacy).ok_or_else(|| {
+        let (tool, fam, names) = if v6 {
+            ("ip6tables", "ip6", "ip6_tables_names")
+        } else {
+            ("iptables", "ip", "ip_tables_names")
+        };
+        CniError::unsupported(format!(
+            "firewall: this node's {tool} is iptables-legacy (table filter in /proc/net/{names}, no nf_tables table {fam} filter) and no {tool}-legacy binary is in PATH"
+        ))
+    })
+}
+
+/// Remove the per-IP rules of `ips` wherever they are: nf_tables (Go's and
+/// ours) and, on a legacy node, x_tables.
+fn remove_rules(nl: Option<&Netlink>, ips: &[IpAddr]) -> Result<(), CniError> {
     for f in FAMILIES {
-        xt::delete(nl, f, &per_ip_rules(&of_family(ips, f)))?;
+        let rules = per_ip_rules(&of_family(ips, f));
+        if rules.is_empty() {
+            continue;
+        }
+        if let Some(nl) = nl {
+            xt::delete(nl, f, &rules)?;
+        }
+        if xt::legacy_filter_listed(f) {
+            if let Some(l) = Legacy::find(f == NFPROTO_IPV6) {
+                l.delete(&rules);
+            }
+        }
     }
     Ok(())
 }
@@ -255,9 +285,16 @@ fn check(req: &Request) -> Result<(), CniError> {
     let ips = ips_of(&prev);
     let nl = xt::open()?;
     for f in FAMILIES {
-        let fips = of_family(&ips, f);
-        if !fips.is_empty() {
-            xt::check(&nl, f, &c.admin, &per_ip_rules(&fips))?;
+        let rules = per_ip_rules(&of_family(&ips, f));
+        if rules.is_empty() {
+            continue;
+        }
+        match flavour(&nl, f)? {
+            Flavour::Nft => xt::check(&nl, f, &c.admin, &rules)?,
+            Flavour::Legacy(l) => {
+                let jumps = [xt::forward_jump(f), xt::admin_jump(f, &c.admin)];
+                l.check(&[&jumps[..], &rules].concat())?
+            }
         }
     }
     Ok(())
@@ -295,8 +332,8 @@ fn gc(req: &Request) -> Result<(), CniError> {
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    if let (false, Some(nl)) = (gone.is_empty(), xt::open_if_supported()?) {
-        remove_rules(&nl, &gone)?;
+    if !gone.is_empty() {
+        remove_rules(xt::open_if_supported()?.as_ref(), &gone)?;
     }
     for (path, _) in stale {
         let _ = std::fs::remove_file(path);

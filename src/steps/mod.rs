@@ -16,6 +16,7 @@ pub mod sysctl;
 pub mod undo;
 pub mod veth;
 pub mod xtables;
+pub mod xtables_legacy;
 
 use crate::cni::CniError;
 use crate::netlink::NlError;

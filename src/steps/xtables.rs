@@ -229,19 +229,24 @@ fn family_name(family: u8) -> &'static str {
     }
 }
 
-/// Whether this node keeps `family`'s iptables in x_tables (iptables-legacy):
-/// the kernel lists a `filter` table in /proc/net/ip{,6}_tables_names (in
-/// our own netns) while nf_tables has no `filter` table of that family.
-pub fn legacy_in_use(nl: &Netlink, family: u8) -> Result<bool, CniError> {
+/// Whether the kernel lists an x_tables (iptables-legacy) `filter` table
+/// of `family` in our netns (/proc/net/ip{,6}_tables_names).
+pub fn legacy_filter_listed(family: u8) -> bool {
     let names = if family == NFPROTO_IPV4 {
         "/proc/net/ip_tables_names"
     } else {
         "/proc/net/ip6_tables_names"
     };
-    let legacy = std::fs::read_to_string(names)
+    std::fs::read_to_string(names)
         .map(|s| s.lines().any(|l| l.trim() == TABLE))
-        .unwrap_or(false);
-    if !legacy {
+        .unwrap_or(false)
+}
+
+/// Whether this node keeps `family`'s iptables in x_tables (iptables-legacy):
+/// a legacy `filter` table is listed while nf_tables has no `filter` table
+/// of that family.
+pub fn legacy_in_use(nl: &Netlink, family: u8) -> Result<bool, CniError> {
+    if !legacy_filter_listed(family) {
         return Ok(false);
     }
     let chains = nf::list_chains(nl, family, TABLE).map_err(|e| fail("list chains", e))?;
