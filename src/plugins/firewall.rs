@@ -22,8 +22,9 @@
 //! - GC removes the per-IP rules of attachments not in the valid list (the
 //!   same state files say which IPs they held);
 //! - a node whose iptables is legacy (x_tables: `filter` listed in
-//!   /proc/net/ip{,6}_tables_names, no nf_tables `filter` table) gets a
-//!   clear code 2 on ADD instead of rules iptables would not show.
+//!   /proc/net/ip{,6}_tables_names, no nf_tables `filter` table) gets the
+//!   same rules through its `iptables-legacy` binary (steps::xtables_legacy;
+//!   x_tables has no netlink interface), or a clear code 2 without one.
 
 use crate::cni::result::CniResult;
 use crate::cni::types::valid_attachments;
