@@ -11,7 +11,6 @@ use serde_json::{json, Value};
 use std::path::Path;
 
 const GO_FIREWALL: &str = "/usr/lib/cni/firewall";
-const FIXTURE_DIR: &str = "/work/shared/reference/fixtures";
 const NO_BINARIES: &str = "/nonexistent";
 const TOOLS_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -134,6 +133,14 @@ impl Node {
         self.sh(&["iptables", "-P", "FORWARD", "DROP"]);
         self.sh(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
     }
+}
+
+/// A Go HEAD fixture (see tests/fixtures/README.md): the copy in the
+/// repository (tests/fixtures, copied from the reference fixtures).
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn tools_present() -> bool {
@@ -363,8 +370,8 @@ fn same_bridge_add_lists_exactly_the_go_head_fixture() {
     if !tools_present() {
         return;
     }
-    let want4 = Path::new(FIXTURE_DIR).join("goref-head-firewall.iptables-save");
-    let want6 = Path::new(FIXTURE_DIR).join("goref-head-firewall.ip6tables-save");
+    let want4 = fixture("goref-head-firewall.iptables-save");
+    let want6 = fixture("goref-head-firewall.ip6tables-save");
     if !want4.exists() {
         skip(
             SkipKind::Tool,
@@ -426,8 +433,8 @@ fn planted_fixture_rules_are_removed_by_our_del_leaving_chains_jumps_and_isolati
     if !tools_present() {
         return;
     }
-    let f4 = Path::new(FIXTURE_DIR).join("goref-head-firewall.iptables-save");
-    let f6 = Path::new(FIXTURE_DIR).join("goref-head-firewall.ip6tables-save");
+    let f4 = fixture("goref-head-firewall.iptables-save");
+    let f6 = fixture("goref-head-firewall.ip6tables-save");
     if !f4.exists() {
         skip(
             SkipKind::Tool,
