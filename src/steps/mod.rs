@@ -24,6 +24,8 @@ pub mod sysctl;
 pub mod sysfs_net;
 pub mod undo;
 pub mod veth;
+pub mod xtables;
+pub mod xtables_legacy;
 
 use crate::cni::CniError;
 use crate::netlink::NlError;

@@ -8,6 +8,7 @@
 
 pub mod consts;
 pub mod expr;
+pub mod xt;
 
 use self::consts::*;
 pub use self::expr::{AddrField, CmpOp, Expr, Verdict};
