@@ -31,19 +31,6 @@ pub fn alias_request(index: u32, alias: &str) -> Msg {
 }
 
 impl Netlink {
-    /// Rename a link (it must be down, or the kernel must allow live
-    /// renames for it).
-    pub fn link_rename(&self, index: u32, name: &str) -> Result<(), NlError> {
-        let mut m = Msg::with_header(&ifinfomsg(AF_UNSPEC, index, 0, 0));
-        m.put_str(IFLA_IFNAME, name);
-        self.request(
-            &format!("rename link #{index} to {name}"),
-            RTM_SETLINK,
-            0,
-            m.as_bytes(),
-        )
-    }
-
     /// Set (or with "" clear) the alias of a link.
     pub fn link_set_alias(&self, index: u32, alias: &str) -> Result<(), NlError> {
         self.request(

@@ -14,15 +14,13 @@ pub mod link_ext;
 pub mod neigh;
 pub mod nftables;
 pub mod route;
+pub mod rule;
 pub mod socket;
 pub mod sublink;
+pub mod tc;
 #[cfg(test)]
 pub mod testns;
 pub mod tun;
+pub mod vrf;
 
 pub use socket::{Netlink, NlError};
-
-// Issue 19 (sbr, bandwidth, vrf): policy rules, traffic control, VRF links.
-pub mod rule;
-pub mod tc;
-pub mod vrf;
