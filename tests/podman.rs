@@ -1,8 +1,8 @@
 //! A real runtime on cnibox: Debian's podman (CNI network backend, runc)
 //! runs a busybox-static container on podman's default chain (bridge,
-//! portmap, firewall, tuning), with cnibox's applets first in the plugin
-//! path. The firewall plugin is still the Go reference's (cnibox has none
-//! yet), so the chain is the one podman users run.
+//! portmap, firewall, tuning), every one of them cnibox's (its applets come
+//! first in the plugin path; the Go reference's directory follows, as on a
+//! node that has both).
 //!
 //! Everything happens in a node netns of the test's own: podman runs under
 //! `nsenter --net` (not `ip netns exec`, which remounts /sys and hides the
@@ -195,7 +195,7 @@ fn have_podman() -> Result<(), String> {
 }
 
 #[test]
-fn podman_run_publishes_a_port_through_cnibox_bridge_portmap_and_tuning() {
+fn podman_run_publishes_a_port_through_cnibox_bridge_portmap_firewall_and_tuning() {
     require_root!();
     if let Err(why) = have_podman() {
         skip(SkipKind::Tool, &why);

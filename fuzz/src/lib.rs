@@ -81,6 +81,12 @@ fn config_parsers(data: &[u8], config: GoValue, args: &str) {
     let _ = req.net_conf().map(|c| c.ipam_type().map(str::len));
     plugins::ptp::fuzz_config(&req);
     plugins::bridge::fuzz_config(&req);
+    plugins::tuning::fuzz_config(&req);
+    plugins::portmap::fuzz_config(&req);
+    plugins::firewall::fuzz_config(&req);
+    plugins::bandwidth::fuzz_config(&req);
+    plugins::sbr::fuzz_config(&req);
+    plugins::vrf::fuzz_config(&req);
     ipam::host_local::fuzz::config(&req);
     ipam::static_ipam::fuzz_config(&req);
 }

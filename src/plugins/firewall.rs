@@ -401,3 +401,10 @@ fn all_states(dir: &Path) -> Vec<(PathBuf, State)> {
     }
     out
 }
+
+/// Fuzzing only (`cargo fuzz`): the config checks ADD makes first.
+#[cfg(fuzzing)]
+pub fn fuzz_config(req: &Request) {
+    let _ = conf(req);
+    let _ = prev(req);
+}

@@ -446,3 +446,10 @@ mod tests {
         );
     }
 }
+
+/// Fuzzing only (`cargo fuzz`): every config check ADD makes before it
+/// changes anything.
+#[cfg(fuzzing)]
+pub fn fuzz_config(req: &Request) {
+    let _ = req.decode::<PortMapConf>().map(|pm| plan(&pm));
+}
