@@ -70,6 +70,8 @@ pub const BRIDGE_VLAN_INFO_UNTAGGED: u16 = 4;
 // linux/if.h
 pub const IFF_UP: u32 = 0x1;
 pub const IFF_PROMISC: u32 = 0x100;
+/// Carrier (`netif_carrier_ok`), reported without linkwatch delay.
+pub const IFF_LOWER_UP: u32 = 0x1_0000;
 
 // linux/if_addr.h
 pub const IFA_ADDRESS: u16 = 1;
