@@ -125,7 +125,8 @@ impl Node {
             Kind::Chain => vec![
                 json!({"type": "bridge", "bridge": "relbr1", "isGateway": true,
                        "ipMasq": true, "hairpinMode": true, "ipam": ipam}),
-                json!({"type": "portmap", "snat": true, "runtimeConfig": {"portMappings": [
+                json!({"type": "portmap", "snat": true, "dataDir": self.dir("data").join("portmap"),
+                       "runtimeConfig": {"portMappings": [
                     {"hostPort": 18080, "containerPort": 80, "protocol": "tcp"},
                     {"hostPort": 18053, "containerPort": 53, "protocol": "udp"}]}}),
                 // Backups outside the snapshot: after a crash before the

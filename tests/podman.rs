@@ -56,7 +56,8 @@ impl Podman {
                  "ipam": {"type": "host-local", "routes": [{"dst": "0.0.0.0/0"}],
                           "ranges": [[{"subnet": "10.89.7.0/24", "gateway": "10.89.7.1"}]],
                           "dataDir": d.join("ipam")}},
-                {"type": "portmap", "capabilities": {"portMappings": true}},
+                {"type": "portmap", "capabilities": {"portMappings": true},
+                 "dataDir": d.join("portmap")},
                 {"type": "firewall"},
                 {"type": "tuning"}
             ]

@@ -172,8 +172,15 @@ impl World {
 fn pm_conf(maps: Value) -> Value {
     json!({
         "cniVersion": "1.0.0", "name": "pmnet", "type": "portmap",
-        "runtimeConfig": {"portMappings": maps}
+        "runtimeConfig": {"portMappings": maps},
+        "dataDir": owners_dir()
     })
+}
+
+/// Where this test process's portmap records live (not the node's
+/// /var/lib/cni).
+fn owners_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("cnibox-portmap-{}", std::process::id()))
 }
 
 /// The comment of every rule in `nft -j list ruleset`.
@@ -429,7 +436,7 @@ fn fake_prev(ip: &str) -> Value {
 }
 
 #[test]
-fn gc_removes_only_containers_that_are_not_valid_attachments() {
+fn gc_removes_only_this_networks_containers_that_are_not_valid_attachments() {
     require_root!();
     if skip_without_nft() {
         return;
@@ -451,7 +458,18 @@ fn gc_removes_only_containers_that_are_not_valid_attachments() {
             .run()
             .ok();
     }
-    assert_eq!(comments(&node.host).len(), 6);
+    // A container whose port forwards another network made is not this
+    // network's to collect, valid list or not.
+    let other = merged(
+        with_prev(&pm_conf(maps.clone()), &fake_prev("10.9.0.4")),
+        json!({"name": "othernet"}),
+    );
+    Call::attach("portmap", "ADD", "other-net", "/run/netns/x", "eth0")
+        .in_ns(&node.host)
+        .config(&other)
+        .run()
+        .ok();
+    assert_eq!(comments(&node.host).len(), 9);
     let gc = merged(
         pm_conf(json!([])),
         json!({"cniVersion": "1.1.0", "cni.dev/valid-attachments": [{"containerID": "keep-me", "ifname": "eth0"}]}),
@@ -461,8 +479,37 @@ fn gc_removes_only_containers_that_are_not_valid_attachments() {
         .config(&gc)
         .run()
         .ok();
-    let left = comments(&node.host);
-    assert_eq!(left, vec!["keep-me"; 3], "{left:?}");
+    let mut left = comments(&node.host);
+    left.sort();
+    let mut want = vec!["keep-me"; 3];
+    want.extend(["other-net"; 3]);
+    assert_eq!(left, want, "{left:?}");
+    // The records follow the rules: the stale one is gone.
+    let recs = |net: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(owners_dir().join(net))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    assert_eq!(recs("pmnet"), vec!["keep-me"]);
+    assert_eq!(recs("othernet"), vec!["other-net"]);
+    for (id, c) in [
+        ("keep-me", pm_conf(maps.clone())),
+        ("other-net", other.clone()),
+    ] {
+        Call::attach("portmap", "DEL", id, "/run/netns/x", "eth0")
+            .in_ns(&node.host)
+            .config(&c)
+            .run()
+            .ok();
+    }
+    assert!(comments(&node.host).is_empty());
+    assert!(recs("pmnet").is_empty() && recs("othernet").is_empty());
     Call::new("portmap", "STATUS")
         .in_ns(&node.host)
         .config(&merged(gc, json!({"cni.dev/valid-attachments": null})))

@@ -9,8 +9,10 @@
 //! each tested: protocols are validated (any case) before any change;
 //! a repeated ADD does not duplicate rules; DEL removes the container's
 //! rules by comment even without `portMappings` and without the netns; GC
-//! removes rules of containers that are not valid attachments; container
-//! IDs too long for an nft comment are refused before any change.
+//! removes rules of this network's containers that are not valid
+//! attachments (ADD records which network made a container's rules, since
+//! the rules name only the container); container IDs too long for an nft
+//! comment are refused before any change.
 
 use crate::cni::result::CniResult;
 use crate::cni::types::{parse_ip, valid_attachments, NetConf};
@@ -50,6 +52,20 @@ struct PortMapConf {
     #[serde(rename = "conditionsV6")]
     conditions_v6: Option<Vec<String>>,
     backend: Option<String>,
+    /// cnibox's own: where ADD records which network made a container's
+    /// rules, for GC (the reference has no GC and ignores the key).
+    #[serde(rename = "dataDir")]
+    data_dir: Option<String>,
+}
+
+/// The default `dataDir`.
+const DATA_DIR: &str = "/var/lib/cni/portmap";
+
+impl PortMapConf {
+    /// `<dataDir>/<network>`: one empty file per container of the network.
+    fn owners_dir(&self, network: &str) -> std::path::PathBuf {
+        std::path::Path::new(self.data_dir.as_deref().unwrap_or(DATA_DIR)).join(network)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -267,7 +283,22 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
         false => vec![None; ips.len()],
     };
     let nl = netfilter()?;
+    // The record goes first: a crash after it leaves nothing GC misses.
+    let owners = pm.owners_dir(req.name());
+    let record = owners.join(&req.container_id);
     let mut undo = Undo::new();
+    std::fs::create_dir_all(&owners)
+        .and_then(|_| crate::steps::statefile::write(&record.to_string_lossy(), b""))
+        .map_err(|e| {
+            CniError::io(format!(
+                "portmap: record owner in {}: {e}",
+                owners.display()
+            ))
+        })?;
+    let rec = &record;
+    undo.push(move || {
+        let _ = std::fs::remove_file(rec);
+    });
     let (nl_ref, id, net) = (&nl, req.container_id.as_str(), req.name());
     undo.push(move || {
         let _ = nft::teardown(nl_ref, id);
@@ -300,7 +331,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
 fn del(req: &Request) -> Result<(), CniError> {
     // Parsed for its shape only: a config ADD would refuse must not make
     // the DEL of a container fail.
-    let _: PortMapConf = req.decode()?;
+    let pm: PortMapConf = req.decode()?;
     let nl = Netlink::netfilter_if_supported()
         .map_err(|e| CniError::internal(format!("portmap: open netfilter socket: {e}")))?;
     // What Go's iptables backend (its default) made for the container goes
@@ -310,6 +341,9 @@ fn del(req: &Request) -> Result<(), CniError> {
         Some(nl) => nft::teardown(nl, &req.container_id),
         None => Ok(()),
     };
+    if nft.is_ok() && ipt.is_ok() {
+        let _ = std::fs::remove_file(pm.owners_dir(req.name()).join(&req.container_id));
+    }
     CniError::combine(nft.err().into_iter().chain(ipt.err()).collect())
 }
 
@@ -338,21 +372,51 @@ fn status(req: &Request) -> Result<(), CniError> {
     plan(&pm).map(|_| ())
 }
 
-/// Remove the rules of every container that is not a valid attachment. The
-/// comment holds only the container ID, so this covers every network using
-/// `cni_hostport`: a runtime must list all its attachments.
+/// Remove the rules of this network's containers that are not valid
+/// attachments. The rules name only the container, and a runtime lists the
+/// valid attachments of one network at a time: only containers whose rules
+/// this network made (ADD's records) are candidates, so the GC of one
+/// network never removes another network's port forwards.
 fn gc(req: &Request) -> Result<(), CniError> {
+    let pm: PortMapConf = req.decode()?;
     let Some(valid) = valid_attachments(&req.config)? else {
         return Ok(());
     };
-    let keep: Vec<String> = valid.into_iter().map(|a| a.container_id).collect();
-    match Netlink::netfilter_if_supported() {
-        Ok(Some(nl)) => nft::gc(&nl, &keep),
-        Ok(None) => Ok(()),
-        Err(e) => Err(CniError::internal(format!(
-            "portmap: open netfilter socket: {e}"
-        ))),
+    let owners = pm.owners_dir(req.name());
+    let stale: Vec<String> = match std::fs::read_dir(&owners) {
+        Ok(d) => d
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|id| !valid.iter().any(|a| a.container_id == *id))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(CniError::io(format!(
+                "portmap: read {}: {e}",
+                owners.display()
+            )))
+        }
+    };
+    if stale.is_empty() {
+        return Ok(());
     }
+    let nl = Netlink::netfilter_if_supported()
+        .map_err(|e| CniError::internal(format!("portmap: open netfilter socket: {e}")))?;
+    let mut errors = Vec::new();
+    for id in &stale {
+        let ipt = iptables::teardown(nl.as_ref(), req.name(), id);
+        let nft = match &nl {
+            Some(nl) => nft::teardown(nl, id),
+            None => Ok(()),
+        };
+        match (nft, ipt) {
+            (Ok(()), Ok(())) => {
+                let _ = std::fs::remove_file(owners.join(id));
+            }
+            (a, b) => errors.extend(a.err().into_iter().chain(b.err())),
+        }
+    }
+    CniError::combine(errors)
 }
 
 #[cfg(test)]

@@ -250,11 +250,6 @@ pub fn teardown(nl: &Netlink, id: &str) -> Result<(), CniError> {
     delete_where(nl, "tear down port mappings", |c| c == id.as_bytes())
 }
 
-/// Remove the rules whose container ID is not in `keep`.
-pub fn gc(nl: &Netlink, keep: &[String]) -> Result<(), CniError> {
-    delete_where(nl, "gc", |c| !keep.iter().any(|k| k.as_bytes() == c))
-}
-
 /// Every rule ADD made for `cip` is in place (handles ignored), and the
 /// chains that lead to them exist.
 pub fn check(
