@@ -134,7 +134,7 @@ done_at=$(date +%s)
 echo "test-kernel: build $((built - start)) s, boot to result $((done_at - built)) s"
 status=$(cat "$share/status" 2>/dev/null || echo "none")
 kernel_skips=$(cat "$share"/skips/*.log 2>/dev/null | grep -c '^Kernel' || true)
-./scripts/skip-summary.sh "$share/skips"
+IN_KERNEL_LANE=1 ./scripts/skip-summary.sh "$share/skips"
 if [ "$status" != 0 ]; then
     echo "test-kernel: FAILED (guest status: $status)" >&2
     exit 1

@@ -11,6 +11,7 @@ use common::*;
 fn make_and_read_back(kind: &str, extra: &[&str]) {
     let ns = TestNs::new("kfeat");
     ns.ip(&["link", "add", "kf0", "type", "veth", "peer", "name", "kf1"]);
+    ns.ip(&["link", "set", "kf0", "up"]);
     let mut args = vec!["link", "add"];
     if matches!(kind, "vlan" | "ipvlan" | "macvlan") {
         args.extend(["link", "kf0"]);
