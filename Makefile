@@ -6,7 +6,7 @@ BINDIR ?= /opt/cni/bin
 DESTDIR ?=
 BIN := target/static/cnibox
 
-.PHONY: build test lint unit demo install bench bench-quick clean symlinks fuzz
+.PHONY: build test test-kernel lint unit demo install bench bench-quick clean symlinks fuzz
 
 build:
 	./scripts/build.sh
@@ -14,9 +14,17 @@ build:
 # Every test: formatting, lints, unit and integration tests (the kernel
 # tests need root and make their own network namespaces), and a smoke run
 # of the static binary.
+# Ends with the tests that skipped and why (also when a test failed).
 test: lint build
-	cargo test --all-targets -- --test-threads=4
+	rm -rf target/tmp/skips
+	cargo test --all-targets -- --test-threads=4; rc=$$?; ./scripts/skip-summary.sh; exit $$rc
 	./scripts/smoke.sh $(BIN)
+
+# The kernel integration tests again on Debian's stock kernel in qemu: the
+# tests this machine's kernel skips run there (needs root and
+# scripts/kernel-lane-deps.sh once; see README).
+test-kernel:
+	./scripts/test-kernel.sh
 
 # The fuzz harness compiles the src tree by path under cfg(fuzzing); check
 # it builds here (stable is enough) so a refactor cannot break `make fuzz`.

@@ -458,41 +458,199 @@ fn del_after_netns_is_gone_and_a_failure_after_ipam_leaks_nothing() {
     }
 }
 
+/// ADD on a VLAN-filtering bridge: the result, or `None` after a Kernel
+/// skip when this kernel has no bridge VLAN filtering (the ADD must then
+/// fail cleanly, code 2, leaving nothing behind).
+fn vlan_add(node: &Node, id: &str, ctr: &TestNs, conf: &Value) -> Option<Value> {
+    let r = node.call("ADD", id, &ctr.path(), conf);
+    if r.status != 0 && r.stdout.contains("VLAN filtering") {
+        assert_eq!(r.err_code(), 2, "unsupported kernel feature is code 2");
+        assert_clean(node);
+        skip(
+            SkipKind::Kernel,
+            &format!(
+                "this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING; make test-kernel runs this): {}",
+                r.json()["msg"]
+            ),
+        );
+        return None;
+    }
+    r.ok();
+    Some(r.json())
+}
+
+/// `bridge -j vlan show dev DEV` on the node: (vid, pvid, untagged), in
+/// order, ranges expanded.
+fn port_vlans(node: &Node, dev: &str) -> Vec<(u64, bool, bool)> {
+    let out = node
+        .host
+        .exec(&["bridge", "-j", "vlan", "show", "dev", dev]);
+    assert!(out.status.success(), "bridge vlan show dev {dev}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut vids = Vec::new();
+    for e in v[0]["vlans"].as_array().cloned().unwrap_or_default() {
+        let flags: Vec<&str> = e["flags"]
+            .as_array()
+            .map(|f| f.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let first = e["vlan"].as_u64().unwrap();
+        let last = e["vlanEnd"].as_u64().unwrap_or(first);
+        for vid in first..=last {
+            vids.push((
+                vid,
+                flags.contains(&"PVID"),
+                flags.contains(&"Egress Untagged"),
+            ));
+        }
+    }
+    vids
+}
+
+/// The bridge filters VLANs (`ip -d link`: vlan_filtering 1).
+fn assert_vlan_filtering(node: &Node) {
+    let br = link(node, "cnitest0");
+    assert_eq!(
+        br["linkinfo"]["info_data"]["vlan_filtering"], 1,
+        "bridge has VLAN filtering: {br}"
+    );
+}
+
+fn host_veth(r: &Value) -> String {
+    r["interfaces"][1]["name"].as_str().unwrap().to_string()
+}
+
 #[test]
 fn vlan_access_port_or_skip_when_the_kernel_lacks_vlan_filtering() {
     require_root!();
     let node = Node::new("bridge");
     let ctr = TestNs::new("brvlan");
     let conf = br_conf(&node, json!({"vlan": 100}));
-    let r = node.call("ADD", "ctr-v", &ctr.path(), &conf);
-    if r.status != 0 && r.stdout.contains("VLAN filtering") {
-        assert_eq!(r.err_code(), 2, "unsupported kernel feature is code 2");
-        eprintln!(
-            "SKIP: this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING): {}",
-            r.json()["msg"]
-        );
-        assert_clean(&node);
+    let Some(r) = vlan_add(&node, "ctr-v", &ctr, &conf) else {
         return;
-    }
-    r.ok();
-    let veth = r.json()["interfaces"][1]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let vlans: Value = serde_json::from_slice(
-        &node
-            .host
-            .exec(&["bridge", "-j", "vlan", "show", "dev", &veth])
-            .stdout,
-    )
-    .unwrap();
-    let v = &vlans[0]["vlans"];
-    assert!(
-        v.as_array().unwrap().iter().any(|x| x["vlan"] == 100),
-        "{vlans}"
+    };
+    assert_vlan_filtering(&node);
+    // VLAN 1 (the bridge's default) is removed: the port is in VLAN 100
+    // only, untagged, as its PVID.
+    assert_eq!(
+        port_vlans(&node, &host_veth(&r)),
+        [(100, true, true)],
+        "access port"
     );
+    node.call("CHECK", "ctr-v", &ctr.path(), &with_prev(&conf, &r))
+        .ok();
     node.call("DEL", "ctr-v", &ctr.path(), &conf).ok();
     assert_clean(&node);
+}
+
+#[test]
+fn vlan_trunk_port_carries_tagged_ids_and_ranges_over_native_vlan_1() {
+    require_root!();
+    let node = Node::new("bridge");
+    let ctr = TestNs::new("brtrunk");
+    let conf = br_conf(
+        &node,
+        json!({"vlanTrunk": [{"id": 101}, {"minID": 200, "maxID": 203}, {"id": 300}]}),
+    );
+    let Some(r) = vlan_add(&node, "ctr-t", &ctr, &conf) else {
+        return;
+    };
+    assert_vlan_filtering(&node);
+    assert_eq!(
+        port_vlans(&node, &host_veth(&r)),
+        [
+            (1, true, true),
+            (101, false, false),
+            (200, false, false),
+            (201, false, false),
+            (202, false, false),
+            (203, false, false),
+            (300, false, false),
+        ],
+        "trunk port: VLAN 1 native, the rest tagged"
+    );
+    node.call("DEL", "ctr-t", &ctr.path(), &conf).ok();
+    assert_clean(&node);
+}
+
+#[test]
+fn preserve_default_vlan_keeps_vlan_1_beside_the_access_vlan() {
+    require_root!();
+    let node = Node::new("bridge");
+    let ctr = TestNs::new("brpres");
+    let conf = br_conf(&node, json!({"vlan": 100, "preserveDefaultVlan": true}));
+    let Some(r) = vlan_add(&node, "ctr-p", &ctr, &conf) else {
+        return;
+    };
+    // VLAN 1 stays (untagged; the PVID moves to the access VLAN).
+    assert_eq!(
+        port_vlans(&node, &host_veth(&r)),
+        [(1, false, true), (100, true, true)],
+        "preserveDefaultVlan"
+    );
+    node.call("DEL", "ctr-p", &ctr.path(), &conf).ok();
+    assert_clean(&node);
+}
+
+#[test]
+fn vlan_gateway_lives_on_bridge_dot_vlan_and_the_container_reaches_it() {
+    require_root!();
+    let node = Node::new("bridge");
+    let ctr = TestNs::new("brvgw");
+    let conf = br_conf(&node, json!({"vlan": 100, "isGateway": true}));
+    let Some(r) = vlan_add(&node, "ctr-g", &ctr, &conf) else {
+        return;
+    };
+    // The gateway address is on cnitest0.100, not on the bridge.
+    let gw_if = node.host.ip_json(&["addr", "show", "cnitest0.100"]);
+    let addrs: Vec<String> = gw_if[0]["addr_info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
+        .collect();
+    assert!(addrs.contains(&"10.66.0.1/24".to_string()), "{gw_if}");
+    assert_eq!(gw_if[0]["operstate"], "UP", "{gw_if}");
+    let br = node.host.ip_json(&["addr", "show", "cnitest0"]);
+    assert!(
+        !br.to_string().contains("10.66.0.1"),
+        "no gateway address on the bridge itself: {br}"
+    );
+    // Its veth peer is a port of the bridge, an access port in VLAN 100.
+    let gw_link = node.host.ip_json(&["-d", "link", "show", "cnitest0.100"]);
+    let peer_index = gw_link[0]["link_index"]
+        .as_u64()
+        .or_else(|| {
+            let peer = gw_link[0]["link"].as_str()?;
+            node.host.ip_json(&["link", "show", peer])[0]["ifindex"].as_u64()
+        })
+        .unwrap_or_else(|| panic!("cnitest0.100 is a veth with a peer: {gw_link}"));
+    let ports = node.host.ip_json(&["link", "show", "master", "cnitest0"]);
+    let peer = ports
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["ifindex"].as_u64() == Some(peer_index))
+        .unwrap_or_else(|| panic!("the gateway's peer is a bridge port: {ports}"));
+    let peer = peer["ifname"].as_str().unwrap();
+    assert_eq!(port_vlans(&node, peer), [(100, true, true)], "gateway port");
+    assert_eq!(
+        port_vlans(&node, &host_veth(&r)),
+        [(100, true, true)],
+        "container port"
+    );
+    // Traffic: the container reaches its gateway through VLAN 100.
+    assert!(ctr.ping("10.66.0.1"), "container pings its VLAN gateway");
+    node.call("CHECK", "ctr-g", &ctr.path(), &with_prev(&conf, &r))
+        .ok();
+    node.call("DEL", "ctr-g", &ctr.path(), &conf).ok();
+    // The container's port and reservation go; the gateway interface
+    // stays, as the bridge does.
+    assert!(
+        !node.host.link_names().contains(&host_veth(&r)),
+        "container veth gone"
+    );
+    assert!(node.reservations("brnet").is_empty());
+    assert!(node.host.link_names().contains(&"cnitest0.100".to_string()));
 }
 
 #[test]

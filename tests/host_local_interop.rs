@@ -16,7 +16,10 @@ const NET: &str = "mixnet";
 macro_rules! require_go {
     () => {
         if !Path::new(GO_DIR).join("host-local").exists() {
-            eprintln!("SKIP: the Go reference host-local is not installed in {GO_DIR}");
+            skip(
+                SkipKind::Tool,
+                &format!("the Go reference host-local is not installed in {GO_DIR}"),
+            );
             return;
         }
     };

@@ -141,7 +141,10 @@ fn our_output_matches_go_loopback_at_1_0_0_apart_from_go_1_1_1_key_order() {
     require_root!();
     let go = std::path::Path::new("/usr/lib/cni/loopback");
     if !go.exists() {
-        eprintln!("SKIP: Debian's containernetworking-plugins not installed");
+        skip(
+            SkipKind::Tool,
+            "Debian's containernetworking-plugins not installed",
+        );
         return;
     }
     let ns = TestNs::new("lo");

@@ -116,7 +116,10 @@ fn nft_available() -> bool {
     if have_nft() {
         return true;
     }
-    eprintln!("SKIP: the nft test tool is not installed (apt-get install nftables)");
+    skip(
+        SkipKind::Tool,
+        "the nft test tool is not installed (apt-get install nftables)",
+    );
     false
 }
 
@@ -162,7 +165,10 @@ fn ptp_masquerade_without_firewall_binaries_reaches_an_outside_receiver() {
 fn go_made_rule_is_removed_by_our_del_and_gc_and_our_add_lists_identically() {
     require_root!();
     let Some(fixture) = fixture_path() else {
-        eprintln!("SKIP: fixture goref-head-ptp-nftmasq.nft not found");
+        skip(
+            SkipKind::Tool,
+            "fixture goref-head-ptp-nftmasq.nft not found",
+        );
         return;
     };
     if !nft_available() {

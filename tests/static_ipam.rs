@@ -20,7 +20,10 @@ fn call(go: bool, cmd: &str) -> Call {
 fn have_go() -> bool {
     let ok = Path::new(GO_DIR).join("static").exists();
     if !ok {
-        eprintln!("SKIP (Go part): the Go reference static is not installed in {GO_DIR}");
+        skip(
+            SkipKind::Tool,
+            &format!("(Go part) the Go reference static is not installed in {GO_DIR}"),
+        );
     }
     ok
 }

@@ -294,11 +294,11 @@ fn need_reference(names: &[&str]) -> Result<(), String> {
 fn our_bridge_then_reference_portmap_tuning_and_firewall() {
     require_root!();
     if let Err(why) = need_reference(&["portmap", "tuning", "firewall"]) {
-        eprintln!("SKIP: {why}");
+        skip(SkipKind::Tool, &why);
         return;
     }
     let Some(_) = host_local_for("1.0.0") else {
-        eprintln!("SKIP: no host-local");
+        skip(SkipKind::Tool, "no host-local");
         return;
     };
     let node = TestNs::new("tooln");
@@ -410,11 +410,11 @@ fn our_bridge_then_reference_portmap_tuning_and_firewall() {
 fn reference_bridge_then_our_loopback_as_a_chained_plugin() {
     require_root!();
     if let Err(why) = need_reference(&["bridge"]) {
-        eprintln!("SKIP: {why}");
+        skip(SkipKind::Tool, &why);
         return;
     }
     let Some(_) = host_local_for("1.0.0") else {
-        eprintln!("SKIP: no host-local");
+        skip(SkipKind::Tool, "no host-local");
         return;
     };
     let node = TestNs::new("tooln");
@@ -460,7 +460,7 @@ fn gc_removes_only_the_stale_attachment() {
         "1.0.0"
     };
     if host_local_for(version).is_none() {
-        eprintln!("SKIP: no host-local");
+        skip(SkipKind::Tool, "no host-local");
         return;
     }
     if version != "1.1.0" {
@@ -554,7 +554,7 @@ fn gc_from_a_libcni_cache_releases_a_real_reservation() {
     // plugin today: cnitool-style gc must find it and free the address
     // host-local holds for that attachment.
     let Some(hl) = find_plugin("host-local") else {
-        eprintln!("SKIP: no host-local");
+        skip(SkipKind::Tool, "no host-local");
         return;
     };
     let d = TempDir::new("cnibox-hl");

@@ -26,7 +26,10 @@ impl Node {
     /// (`None`, after saying why, when it is not installed).
     pub fn with_go_host_local(applet: &str) -> Option<Node> {
         if !Path::new("/usr/lib/cni/host-local").exists() {
-            eprintln!("SKIP: Debian's containernetworking-plugins not installed");
+            skip(
+                SkipKind::Tool,
+                "Debian's containernetworking-plugins not installed",
+            );
             return None;
         }
         let mut n = Node::new(applet);

@@ -1,0 +1,34 @@
+#!/bin/bash
+# Runs inside the kernel lane's VM (scripts/test-kernel.sh), in the host's
+# userland: every planned test binary as `make test` runs it; the output
+# goes to the console, the skip logs and the exit status to the lane share.
+set -u
+lane=$1
+. "$lane/plan.env"
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root RUST_BACKTRACE=1
+[ -n "$CI" ] && export CI
+cd "$ROOT" || exit 1
+echo "guest: Linux $(uname -r), $(nproc) CPU"
+status=0
+count=0
+for t in $TESTS; do
+    name=${t%%=*}
+    exe=${t#*=}
+    echo "guest: ==> $name"
+    t0=$(date +%s)
+    # shellcheck disable=SC2086
+    "$exe" --test-threads="$THREADS" $FILTER 2>&1 | tee "$lane/$name.out"
+    rc=${PIPESTATUS[0]}
+    echo "guest: $name: $(($(date +%s) - t0)) s"
+    n=$(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed.*/\1/p' "$lane/$name.out" | head -n1)
+    count=$((count + ${n:-0}))
+    if [ "$rc" != 0 ]; then
+        echo "guest: $name FAILED (exit $rc)"
+        status=1
+    fi
+done
+cp "$TARGET_TMPDIR"/skips/*.log "$lane/skips/" 2>/dev/null
+echo "$count" > "$lane/count"
+echo "$status" > "$lane/status"
+sync
