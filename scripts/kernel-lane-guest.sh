@@ -10,6 +10,12 @@ export HOME=/root RUST_BACKTRACE=1
 [ -n "$CI" ] && export CI
 cd "$ROOT" || exit 1
 echo "guest: Linux $(uname -r), $(nproc) CPU"
+# iptables-legacy loads x_tables by running the kernel's modprobe helper,
+# which lives outside this chroot: load them here (a distribution has them
+# loaded or loadable; the firewall plugin's legacy path needs them).
+for m in ip_tables ip6_tables iptable_filter ip6table_filter; do
+    modprobe -d "$KDIR" "$m" 2>/dev/null || echo "guest: modprobe $m failed"
+done
 status=0
 count=0
 for t in $TESTS; do

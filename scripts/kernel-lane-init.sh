@@ -23,7 +23,10 @@ mount -t 9p -o "$opts" lane0 "$r$lane" || fail "cannot mount the lane share"
 mount -t proc proc $r/proc
 mount -t sysfs sys $r/sys
 mount -t devtmpfs dev $r/dev
-mkdir -p $r/dev/pts $r/dev/shm
+mkdir -p $r/dev/pts $r/dev/shm $r/dev/net
+# The static nodes udev/kmod make on a distribution (kmod static-nodes):
+# opening one autoloads its module (tun for tap).
+[ -e $r/dev/net/tun ] || mknod $r/dev/net/tun c 10 200
 mount -t devpts devpts $r/dev/pts
 mount -t tmpfs shm $r/dev/shm
 mount -t tmpfs run $r/run

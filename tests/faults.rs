@@ -33,8 +33,10 @@ enum Kind {
     Bridge,
     Macvlan,
     Tap,
-    /// podman's default chain (firewall aside): bridge, portmap, tuning.
+    /// podman's default chain: bridge, portmap, firewall, tuning.
     Chain,
+    /// ptp, then bandwidth and sbr on it.
+    Routed,
 }
 
 impl Kind {
@@ -45,7 +47,15 @@ impl Kind {
             Kind::Macvlan => "relmv",
             Kind::Tap => "reltap",
             Kind::Chain => "relchain",
+            Kind::Routed => "relrouted",
         }
+    }
+
+    /// Whether GC alone (the netns gone, no cache entry) can clean up after
+    /// a crash. bandwidth's ifb names hash network and container together,
+    /// so GC cannot tell a stale ifb from another network's: DEL only.
+    fn gc_cleans(self) -> bool {
+        self != Kind::Routed
     }
 }
 
@@ -98,6 +108,7 @@ impl Node {
             Kind::Macvlan => ("10.63.0.0/16", "fd63::/64"),
             Kind::Tap => ("10.64.0.0/16", "fd64::/64"),
             Kind::Chain => ("10.65.0.0/16", "fd65::/64"),
+            Kind::Routed => ("10.66.0.0/16", "fd66::/64"),
         };
         // The newer kinds are IPv4 only: their IPv6 ADD waits out DAD (as
         // Go's ConfigureIface does), a second per trial; leaks are what is
@@ -132,8 +143,15 @@ impl Node {
                 // Backups outside the snapshot: after a crash before the
                 // cache write, GC cannot tell whose a backup is (Go's file
                 // names no network); tests/tuning.rs covers DEL's removal.
+                json!({"type": "firewall", "dataDir": self.dir("data").join("firewall")}),
                 json!({"type": "tuning", "mtu": 1400, "promisc": true,
                        "dataDir": self.dir("tuning")}),
+            ],
+            Kind::Routed => vec![
+                json!({"type": "ptp", "ipam": ipam}),
+                json!({"type": "bandwidth", "ingressRate": 8_000_000, "ingressBurst": 800_000,
+                       "egressRate": 8_000_000, "egressBurst": 800_000}),
+                json!({"type": "sbr"}),
             ],
         }
     }
@@ -470,9 +488,14 @@ fn crash_everywhere(k: Kind) {
     let (add_points, del_points) = match k {
         Kind::Ptp => (PTP_ADD_POINTS, PTP_DEL_POINTS),
         Kind::Bridge => (BRIDGE_ADD_POINTS, BRIDGE_DEL_POINTS),
-        Kind::Macvlan | Kind::Tap | Kind::Chain => (IPAM_ADD_POINTS, &[][..]),
+        Kind::Macvlan | Kind::Tap | Kind::Chain | Kind::Routed => (IPAM_ADD_POINTS, &[][..]),
     };
-    for cleanup in [Cleanup::Del, Cleanup::Gc] {
+    let cleanups: &[Cleanup] = if k.gc_cleans() {
+        &[Cleanup::Del, Cleanup::Gc]
+    } else {
+        &[Cleanup::Del]
+    };
+    for &cleanup in cleanups {
         for p in add_points {
             add_crash(&n, k, &base, &Kill::Fault(p), cleanup, &mut t);
         }
@@ -485,7 +508,7 @@ fn crash_everywhere(k: Kind) {
     for i in 0..adds {
         // Anywhere from the start to a little after a normal ADD's end.
         let d = Duration::from_micros(rng.below(t_add.as_micros() as u64 * 11 / 10));
-        let cleanup = if i % 3 == 2 {
+        let cleanup = if i % 3 == 2 && k.gc_cleans() {
             Cleanup::Gc
         } else {
             Cleanup::Del
@@ -494,7 +517,7 @@ fn crash_everywhere(k: Kind) {
     }
     for i in 0..dels {
         let d = Duration::from_micros(rng.below(t_del.as_micros() as u64 * 11 / 10));
-        let cleanup = if i % 3 == 2 {
+        let cleanup = if i % 3 == 2 && k.gc_cleans() {
             Cleanup::Gc
         } else {
             Cleanup::Del
@@ -544,9 +567,15 @@ fn tap_crashes_anywhere_in_add_and_del_leave_nothing_after_del_or_gc() {
 }
 
 #[test]
-fn bridge_portmap_tuning_chain_crashes_anywhere_leave_nothing_after_del_or_gc() {
+fn podman_chain_crashes_anywhere_leave_nothing_after_del_or_gc() {
     require_root!();
     crash_everywhere(Kind::Chain);
+}
+
+#[test]
+fn ptp_bandwidth_sbr_chain_crashes_anywhere_leave_nothing_after_del() {
+    require_root!();
+    crash_everywhere(Kind::Routed);
 }
 
 /// Reservations of an attachment (files holding `id\r\n...`).
@@ -842,4 +871,104 @@ fn a_hundred_concurrent_adds_then_dels_over_8_workers_lose_nothing() {
         !links(&n.host).iter().any(|l| l.starts_with("veth")),
         "veths left"
     );
+}
+
+#[test]
+fn forty_concurrent_adds_then_dels_of_the_wave_two_chains_lose_nothing() {
+    require_root!();
+    const N: usize = 40;
+    const WORKERS: usize = 8;
+    let kinds = [Kind::Chain, Kind::Routed, Kind::Macvlan, Kind::Tap];
+    let n = Node::new(&kinds);
+    // Warm up: what the first attachment of each kind makes for all (the
+    // bridge, the nf_tables tables and chains, the firewall's chains).
+    let warm = TestNs::new("relw");
+    for k in kinds {
+        let a = n.tool(&["add", k.net(), &warm.path(), "--id", "warm"], None, None);
+        assert_eq!(
+            a.status,
+            0,
+            "warm-up ADD {k:?}: {} {}",
+            a.stdout_str(),
+            a.stderr
+        );
+        let d = n.tool(&["del", k.net(), &warm.path(), "--id", "warm"], None, None);
+        assert_eq!(d.status, 0, "warm-up DEL {k:?}: {}", d.stderr);
+    }
+    drop(warm);
+    std::thread::sleep(Duration::from_millis(200));
+    let base = n.snapshot();
+    let ctrs: Vec<TestNs> = (0..N).map(|_| TestNs::new("relq")).collect();
+    let kind = |i: usize| kinds[i % kinds.len()];
+    let id = |i: usize| format!("conc2-{i}");
+    let run_all = |cmd: &'static str| -> Vec<(usize, Ran)> {
+        let next = AtomicUsize::new(0);
+        let out = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..WORKERS {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= N {
+                        break;
+                    }
+                    let args = [cmd, kind(i).net(), &ctrs[i].path(), "--id", &id(i)];
+                    let r = n.tool(&args, None, None);
+                    out.lock().unwrap().push((i, r));
+                });
+            }
+        });
+        out.into_inner().unwrap()
+    };
+    let adds = run_all("add");
+    let failed: Vec<String> = adds
+        .iter()
+        .filter(|(_, r)| r.status != 0)
+        .map(|(i, r)| {
+            format!(
+                "ADD {} {:?}: {} {}",
+                id(*i),
+                kind(*i),
+                r.stdout_str(),
+                r.stderr
+            )
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {N} ADDs failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+    let mut seen = BTreeSet::new();
+    for (i, r) in &adds {
+        let v = r.json().expect("result");
+        for ip in v["ips"].as_array().unwrap() {
+            let a = ip["address"].as_str().unwrap().to_string();
+            assert!(seen.insert(a.clone()), "{a} handed out twice ({})", id(*i));
+        }
+    }
+    assert_eq!(seen.len(), N, "one address per container");
+    let rules = n.host.nft_ruleset();
+    for i in (0..N).filter(|i| kind(*i) == Kind::Chain) {
+        assert!(
+            rules.contains(&format!("comment \"{}\"", id(i))),
+            "port forwards of {}",
+            id(i)
+        );
+    }
+    let dels = run_all("del");
+    let failed: Vec<String> = dels
+        .iter()
+        .filter(|(_, r)| r.status != 0)
+        .map(|(i, r)| format!("DEL {} {:?}: {}", id(*i), kind(*i), r.stderr))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {N} DELs failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+    drop(ctrs);
+    let leak = n.leak(&base);
+    assert!(leak.is_empty(), "left after {N} ADDs and DELs:\n{leak}");
 }

@@ -47,6 +47,9 @@ fn sbr_conf(extra: Value) -> Value {
 
 /// Run sbr (ours, or the Go one with `go`) in the node netns.
 fn sbr(node: &Node, cmd: &str, netns: &str, conf: &Value, go: bool) -> Reply {
+    if cmd == "ADD" {
+        wait_for_link_local_route(netns);
+    }
     let mut call = Call::attach("sbr", cmd, "ctr-sbr", netns, "eth0")
         .in_ns(&node.host)
         .config(conf);
@@ -54,6 +57,23 @@ fn sbr(node: &Node, cmd: &str, netns: &str, conf: &Value, go: bool) -> Reply {
         call.bin_dir = PathBuf::from("/usr/lib/cni");
     }
     call.run()
+}
+
+/// The kernel adds eth0's fe80::/64 route on its own once the link is up
+/// (sooner or later: on a slow machine after the ADD that made the link),
+/// and sbr moves whatever routes the link has: wait for it, so ours and
+/// Go's see the same table.
+fn wait_for_link_local_route(netns: &str) {
+    let name = netns.rsplit('/').next().unwrap_or(netns);
+    for _ in 0..100 {
+        let out = std::process::Command::new(ip_path())
+            .args(["-n", name, "-6", "route", "show", "dev", "eth0"])
+            .output();
+        if out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("fe80::/64")) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// A ptp ADD in a fresh container; returns (node, container, result).

@@ -108,7 +108,20 @@ fn round_trip(
     main: impl FnOnce(&Tool) -> Value,
     data_dir: Option<&TempDir>,
 ) {
+    round_trip_on(label, version, main, data_dir, |_| {})
+}
+
+/// [`round_trip`] with `setup` run on the node first (a master link, a
+/// gateway).
+fn round_trip_on(
+    label: &str,
+    version: &str,
+    main: impl FnOnce(&Tool) -> Value,
+    data_dir: Option<&TempDir>,
+    setup: impl FnOnce(&TestNs),
+) {
     let node = TestNs::new("tooln");
+    setup(&node);
     let cont = TestNs::new("toolc");
     let t = Tool::new();
     let main = main(&t);
@@ -248,6 +261,43 @@ fn bridge_round_trips_at_every_version() {
         |_| json!({"type": "bridge", "bridge": "cnitool0", "ipam": {}}),
         Some(&d),
     );
+}
+
+#[test]
+fn macvlan_round_trips_at_every_version() {
+    require_root!();
+    for (i, v) in ["0.4.0", "1.0.0", "1.1.0"].into_iter().enumerate() {
+        let d = TempDir::new("cnibox-hl");
+        let net = 100 + i as u8;
+        let main = |t: &Tool| {
+            json!({"type": "macvlan", "master": "tmv0", "mode": "bridge",
+                   "ipam": ipam_for(t, v, &d, net)})
+        };
+        // The master is one end of a veth; the other end holds the
+        // gateway, so the container can ping it.
+        let setup = |node: &TestNs| {
+            node.ip(&[
+                "link", "add", "tmv0", "type", "veth", "peer", "name", "tmv1",
+            ]);
+            node.ip(&["addr", "add", &format!("10.{net}.0.1/24"), "dev", "tmv1"]);
+            node.ip(&["link", "set", "tmv0", "up"]);
+            node.ip(&["link", "set", "tmv1", "up"]);
+        };
+        round_trip_on(&format!("mv-{v}"), v, main, Some(&d), setup);
+    }
+}
+
+#[test]
+fn tap_round_trips_at_every_version() {
+    require_root!();
+    for v in ["0.4.0", "1.0.0", "1.1.0"] {
+        round_trip(
+            &format!("tap-{v}"),
+            v,
+            |_| json!({"type": "tap", "mtu": 1400, "multiQueue": true}),
+            None,
+        );
+    }
 }
 
 #[test]
