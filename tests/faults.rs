@@ -199,6 +199,21 @@ impl Node {
         s
     }
 
+    /// A snapshot once the kernel has finished tearing down what the
+    /// warm-up deleted (two in a row, 200 ms apart, agree; 5 s at most).
+    fn settled_snapshot(&self) -> Snapshot {
+        let start = Instant::now();
+        let mut last = self.snapshot();
+        loop {
+            std::thread::sleep(Duration::from_millis(200));
+            let now = self.snapshot();
+            if now == last || start.elapsed() > Duration::from_secs(5) {
+                return now;
+            }
+            last = now;
+        }
+    }
+
     /// The difference from `base`, waiting for the kernel to finish tearing
     /// down deleted namespaces ("" when none is left).
     fn leak(&self, base: &Snapshot) -> String {
@@ -474,8 +489,7 @@ fn crash_everywhere(k: Kind) {
         del_times.push(t0.elapsed());
     }
     drop(ctr);
-    std::thread::sleep(Duration::from_millis(200));
-    let base = n.snapshot();
+    let base = n.settled_snapshot();
     assert!(
         base.sections["node links"].len() > 1 || !matches!(k, Kind::Bridge | Kind::Chain),
         "the bridge is part of the baseline"
@@ -896,8 +910,7 @@ fn forty_concurrent_adds_then_dels_of_the_wave_two_chains_lose_nothing() {
         assert_eq!(d.status, 0, "warm-up DEL {k:?}: {}", d.stderr);
     }
     drop(warm);
-    std::thread::sleep(Duration::from_millis(200));
-    let base = n.snapshot();
+    let base = n.settled_snapshot();
     let ctrs: Vec<TestNs> = (0..N).map(|_| TestNs::new("relq")).collect();
     let kind = |i: usize| kinds[i % kinds.len()];
     let id = |i: usize| format!("conc2-{i}");
