@@ -18,8 +18,9 @@ fail() {
 }
 mount -t 9p -o "$opts,ro,cache=loose" host0 /newroot || fail "cannot mount the host root"
 r=/newroot
-mount -t 9p -o "$opts" lane0 "$r$lane" || fail "cannot mount the lane share"
-. "$r$lane/plan.env"
+mkdir -p /lane
+mount -t 9p -o "$opts" lane0 /lane || fail "cannot mount the lane share"
+. /lane/plan.env
 mount -t proc proc $r/proc
 mount -t sysfs sys $r/sys
 mount -t devtmpfs dev $r/dev
@@ -31,6 +32,15 @@ mount -t devpts devpts $r/dev/pts
 mount -t tmpfs shm $r/dev/shm
 mount -t tmpfs run $r/run
 mount -t tmpfs tmp $r/tmp
+# The checkout's folder again, on top: a clone under /tmp or /run (as a CI
+# run may be) and the shared/ beside it would be hidden by those tmpfs
+# otherwise. Then the lane share at its own path, and a writable tmpfs
+# where the tests write.
+if [ "$PARENT" != / ]; then
+    mkdir -p "$r$PARENT" 2>/dev/null
+    mount -t 9p -o "$opts,ro,cache=loose" repo0 "$r$PARENT" || fail "cannot mount the checkout"
+fi
+mount -o bind /lane "$r$lane" || fail "cannot bind the lane share"
 mount -t tmpfs target-tmp "$r$TARGET_TMPDIR"
 # The host may have other mounts under these (a cgroup tree, bpf): none
 # are needed. Kernel module autoloading (request_module) runs the helper in

@@ -112,6 +112,7 @@ fi
 # What the guest runs (read by scripts/kernel-lane-guest.sh).
 {
     echo "ROOT='$root'"
+    echo "PARENT='$(dirname "$root")'"
     echo "KDIR='$kdir'"
     echo "TARGET_TMPDIR='$root/target/tmp'"
     echo "TESTS='$(echo $tests)'"
@@ -130,6 +131,7 @@ timeout "${LANE_TIMEOUT:-1800}" qemu-system-x86_64 \
     -kernel "$vmlinux" -initrd "$initrd" \
     -append "console=ttyS0 panic=-1 quiet loglevel=3 lane=$share root_share=host0" \
     -virtfs "local,path=/,mount_tag=host0,security_model=none,readonly=on,multidevs=remap" \
+    -virtfs "local,path=$(dirname "$root"),mount_tag=repo0,security_model=none,readonly=on,multidevs=remap" \
     -virtfs "local,path=$share,mount_tag=lane0,security_model=none,multidevs=remap" \
     </dev/null || echo "test-kernel: qemu exited with $?"
 done_at=$(date +%s)
