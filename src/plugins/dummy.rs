@@ -74,9 +74,5 @@ fn status(req: &Request) -> Result<(), CniError> {
 }
 
 fn gc(req: &Request) -> Result<(), CniError> {
-    let ipam = req.net_conf()?.ipam_type()?.to_string();
-    if ipam.is_empty() {
-        return Ok(());
-    }
-    ipam::gc(req, &ipam)
+    ipam::gc_if_any(req)
 }

@@ -146,17 +146,9 @@ fn check(req: &Request) -> Result<(), CniError> {
 }
 
 fn status(req: &Request) -> Result<(), CniError> {
-    let ipam = req.net_conf()?.ipam_type()?.to_string();
-    if ipam.is_empty() {
-        return Ok(());
-    }
-    ipam::status(req, &ipam)
+    ipam::status_if_any(req)
 }
 
 fn gc(req: &Request) -> Result<(), CniError> {
-    let ipam = req.net_conf()?.ipam_type()?.to_string();
-    if ipam.is_empty() {
-        return Ok(());
-    }
-    ipam::gc(req, &ipam)
+    ipam::gc_if_any(req)
 }

@@ -295,17 +295,11 @@ fn check(req: &Request) -> Result<(), CniError> {
 }
 
 fn status(req: &Request) -> Result<(), CniError> {
-    match req.net_conf()?.ipam_type()? {
-        "" => Ok(()),
-        t => ipam::status(req, t),
-    }
+    ipam::status_if_any(req)
 }
 
 fn gc(req: &Request) -> Result<(), CniError> {
-    match req.net_conf()?.ipam_type()? {
-        "" => Ok(()),
-        t => ipam::gc(req, t),
-    }
+    ipam::gc_if_any(req)
 }
 
 #[cfg(test)]

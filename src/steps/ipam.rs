@@ -35,6 +35,22 @@ pub fn gc(req: &Request, ipam: &str) -> Result<(), CniError> {
     req.invoker.gc(ipam, &req.stdin, req.env)
 }
 
+/// STATUS of a plugin whose IPAM is optional: the IPAM's, or ready (L2).
+pub fn status_if_any(req: &Request) -> Result<(), CniError> {
+    match req.net_conf()?.ipam_type()? {
+        "" => Ok(()),
+        t => status(req, t),
+    }
+}
+
+/// GC of a plugin whose IPAM is optional: the IPAM's, or nothing (L2).
+pub fn gc_if_any(req: &Request) -> Result<(), CniError> {
+    match req.net_conf()?.ipam_type()? {
+        "" => Ok(()),
+        t => gc(req, t),
+    }
+}
+
 /// An IPAM allocation that is released again unless the ADD succeeds: every
 /// failure after IPAM ADD gives the addresses back (the Go ptp leaks on some
 /// error paths).
