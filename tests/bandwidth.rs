@@ -178,6 +178,14 @@ fn add_makes_the_qdiscs_and_filter_the_go_plugin_makes_and_del_removes_the_ifb()
             true,
         )
         .ok();
+        // Drop-in both ways: our DEL removes the ifb Go's ADD made, and
+        // Go's DEL the one ours made.
+        let gconf = with_prev(&bw_conf(json!({})), &gr);
+        assert_eq!(ifb_of(&gnode).len(), 1, "Go's ADD made an ifb");
+        bw(&gnode, "DEL", &gctr.path(), &gconf, false).ok();
+        assert!(ifb_of(&gnode).is_empty(), "our DEL after Go's ADD");
+        bw(&node, "DEL", &ctr.path(), &conf, true).ok();
+        assert!(ifb_of(&node).is_empty(), "Go's DEL after our ADD");
     } else {
         skip(
             SkipKind::Tool,
