@@ -58,7 +58,7 @@ impl Podman {
                           "dataDir": d.join("ipam")}},
                 {"type": "portmap", "capabilities": {"portMappings": true},
                  "dataDir": d.join("portmap")},
-                {"type": "firewall"},
+                {"type": "firewall", "dataDir": d.join("firewall")},
                 {"type": "tuning"}
             ]
         });
