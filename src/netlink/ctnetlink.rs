@@ -6,6 +6,7 @@
 
 use super::attr::{Attrs, Msg};
 use super::consts::NLA_F_NESTED;
+use super::nftables::nfgenmsg;
 use super::socket::{Netlink, NlError};
 
 /// NFNL_SUBSYS_CTNETLINK.
@@ -27,10 +28,6 @@ const fn msg_type(m: u16) -> u16 {
     (SUBSYS_CTNETLINK << 8) | m
 }
 
-fn nfgenmsg(family: u8) -> [u8; 4] {
-    [family, 0, 0, 0]
-}
-
 /// The original-direction protocol and destination port of a conntrack
 /// entry (the body of an IPCTNL_MSG_CT_NEW reply, nfgenmsg included).
 pub fn orig_proto_dport(payload: &[u8]) -> Option<(u8, u16)> {
@@ -46,7 +43,7 @@ pub fn orig_proto_dport(payload: &[u8]) -> Option<(u8, u16)> {
 pub fn delete_body(payload: &[u8]) -> Option<Vec<u8>> {
     let family = *payload.first()?;
     let attrs = Attrs::new(payload.get(4..)?);
-    let mut m = Msg::with_header(&nfgenmsg(family));
+    let mut m = Msg::with_header(&nfgenmsg(family, 0));
     m.put(
         CTA_TUPLE_ORIG | NLA_F_NESTED,
         attrs.get(CTA_TUPLE_ORIG)?.payload,
@@ -66,7 +63,7 @@ pub fn delete_udp_by_dport(ports: &[u16]) -> Result<(), NlError> {
         let replies = match nl.dump(
             "conntrack: list entries",
             msg_type(IPCTNL_MSG_CT_GET),
-            &nfgenmsg(family),
+            &nfgenmsg(family, 0),
         ) {
             Ok(r) => r,
             Err(e) if e.is_unsupported() => return Ok(()),
@@ -94,7 +91,7 @@ mod tests {
     /// A reply body as the kernel sends it for a UDP flow
     /// 10.0.0.1:40000 -> 10.0.0.2:5353 in zone 0.
     fn reply() -> Vec<u8> {
-        let mut m = Msg::with_header(&nfgenmsg(AF_INET));
+        let mut m = Msg::with_header(&nfgenmsg(AF_INET, 0));
         m.nest(CTA_TUPLE_ORIG | NLA_F_NESTED, |m| {
             m.nest(1 | NLA_F_NESTED, |m| {
                 m.put(1, &[10, 0, 0, 1]).put(2, &[10, 0, 0, 2]);

@@ -216,15 +216,7 @@ impl Rule {
             family,
             table: a.get(NFTA_RULE_TABLE)?.str()?.to_string(),
             chain: a.get(NFTA_RULE_CHAIN)?.str()?.to_string(),
-            exprs: a
-                .get(NFTA_RULE_EXPRESSIONS)
-                .map(|l| {
-                    l.nested()
-                        .filter(|e| e.ty == NFTA_LIST_ELEM)
-                        .map(|e| Expr::decode(e.payload))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            exprs: rule_exprs(&a, Expr::decode),
             comment: a
                 .get(NFTA_RULE_USERDATA)
                 .and_then(|u| parse_comment_udata(u.payload)),
@@ -453,6 +445,19 @@ pub fn list_rules(
     table: &str,
     chain: Option<&str>,
 ) -> Result<Vec<Rule>, NlError> {
+    dump_rules(nl, family, table, chain, Rule::decode)
+}
+
+/// The rule dump behind [`list_rules`] and `xt::list_xt_rules`: each rule
+/// of `family table` (of `chain`, or all) decoded by `decode`, in chain
+/// order; a missing table or chain gives an empty list.
+fn dump_rules<T>(
+    nl: &Netlink,
+    family: u8,
+    table: &str,
+    chain: Option<&str>,
+    decode: impl Fn(u8, Attrs<'_>) -> Option<T>,
+) -> Result<Vec<T>, NlError> {
     let mut m = Msg::with_header(&nfgenmsg(family, 0));
     m.put_str(NFTA_RULE_TABLE, table);
     if let Some(c) = chain {
@@ -467,12 +472,32 @@ pub fn list_rules(
         Err(e) if e.errno == Errno::ENOENT => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
+    let named = |a: &Attrs<'_>, ty: u16, want: &str| {
+        a.get(ty).and_then(|x| x.str()).is_some_and(|n| n == want)
+    };
     Ok(replies
         .iter()
         .filter_map(body_of)
-        .filter_map(|(f, a)| Rule::decode(f, a))
-        .filter(|r| r.family == family && r.table == table && chain.is_none_or(|c| r.chain == c))
+        .filter(|(f, a)| {
+            *f == family
+                && named(a, NFTA_RULE_TABLE, table)
+                && chain.is_none_or(|c| named(a, NFTA_RULE_CHAIN, c))
+        })
+        .filter_map(|(f, a)| decode(f, a))
         .collect())
+}
+
+/// A rule's expressions (`NFTA_RULE_EXPRESSIONS`), each decoded by
+/// `decode`; none when the attribute is absent.
+fn rule_exprs<T>(a: &Attrs<'_>, decode: impl Fn(&[u8]) -> T) -> Vec<T> {
+    a.get(NFTA_RULE_EXPRESSIONS)
+        .map(|l| {
+            l.nested()
+                .filter(|e| e.ty == NFTA_LIST_ELEM)
+                .map(|e| decode(e.payload))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Fuzzing only: decode a reply body as a table, a chain and a rule.

@@ -9,11 +9,10 @@
 
 use super::consts::*;
 use super::expr::{CmpOp, Expr};
-use super::{body_of, msg_type, nfgenmsg, Batch};
+use super::{dump_rules, nfgenmsg, rule_exprs, Batch};
 use crate::netlink::attr::{Attrs, Msg};
 use crate::netlink::consts::{NLM_F_APPEND, NLM_F_CREATE};
 use crate::netlink::socket::{Netlink, NlError};
-use nix::errno::Errno;
 
 // linux/netfilter/nf_tables.h: NFTA_MATCH_*, NFTA_COUNTER_*
 const NFTA_MATCH_NAME: u16 = 1;
@@ -192,15 +191,7 @@ impl XtRule {
             family,
             table: a.get(NFTA_RULE_TABLE)?.str()?.to_string(),
             chain: a.get(NFTA_RULE_CHAIN)?.str()?.to_string(),
-            exprs: a
-                .get(NFTA_RULE_EXPRESSIONS)
-                .map(|l| {
-                    l.nested()
-                        .filter(|e| e.ty == NFTA_LIST_ELEM)
-                        .map(|e| XtExpr::decode(e.payload))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            exprs: rule_exprs(&a, XtExpr::decode),
             handle: a.get(NFTA_RULE_HANDLE).and_then(|h| h.be64()),
         })
     }
@@ -236,24 +227,7 @@ pub fn list_xt_rules(
     table: &str,
     chain: &str,
 ) -> Result<Vec<XtRule>, NlError> {
-    let mut m = Msg::with_header(&nfgenmsg(family, 0));
-    m.put_str(NFTA_RULE_TABLE, table)
-        .put_str(NFTA_RULE_CHAIN, chain);
-    let replies = match nl.dump(
-        "nftables: list rules",
-        msg_type(NFT_MSG_GETRULE),
-        m.as_bytes(),
-    ) {
-        Ok(r) => r,
-        Err(e) if e.errno == Errno::ENOENT => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    Ok(replies
-        .iter()
-        .filter_map(body_of)
-        .filter_map(|(f, a)| XtRule::decode(f, a))
-        .filter(|r| r.family == family && r.table == table && r.chain == chain)
-        .collect())
+    dump_rules(nl, family, table, Some(chain), XtRule::decode)
 }
 
 #[cfg(test)]
