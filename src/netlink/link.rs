@@ -253,8 +253,7 @@ impl Netlink {
     }
 
     pub fn link_set_promisc(&self, index: u32, on: bool) -> Result<(), NlError> {
-        let flags = if on { IFF_PROMISC } else { 0 };
-        let m = Msg::with_header(&ifinfomsg(AF_UNSPEC, index, flags, IFF_PROMISC));
+        let m = set_flag_request(index, IFF_PROMISC, on);
         self.request(
             &format!("set link #{index} promisc"),
             RTM_SETLINK,
@@ -263,10 +262,6 @@ impl Netlink {
         )
     }
 
-    // Kept for the wave-2 plugins (../shared/reference/plugins-wave2.md:
-    // macvlan/ipvlan move links into the container and set their MTU); no
-    // plugin of this wave calls it.
-    #[allow(dead_code)]
     pub fn link_set_mtu(&self, index: u32, mtu: u32) -> Result<(), NlError> {
         let mut m = Msg::with_header(&ifinfomsg(AF_UNSPEC, index, 0, 0));
         m.put_u32(IFLA_MTU, mtu);
@@ -290,7 +285,6 @@ impl Netlink {
     }
 
     /// Move a link to the namespace of `netns_fd`.
-    #[allow(dead_code)] // wave 2, as link_set_mtu
     pub fn link_set_netns(&self, index: u32, netns_fd: RawFd) -> Result<(), NlError> {
         let mut m = Msg::with_header(&ifinfomsg(AF_UNSPEC, index, 0, 0));
         m.put_u32(IFLA_NET_NS_FD, netns_fd as u32);
