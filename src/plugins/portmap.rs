@@ -402,18 +402,21 @@ fn gc(req: &Request) -> Result<(), CniError> {
     }
     let nl = Netlink::netfilter_if_supported()
         .map_err(|e| CniError::internal(format!("portmap: open netfilter socket: {e}")))?;
-    let mut errors = Vec::new();
+    // One pass over the nf_tables rules for every stale container; Go's
+    // iptables chains are named per container.
+    let nft = match &nl {
+        Some(nl) => nft::delete_where(nl, "gc", |c| stale.iter().any(|id| id.as_bytes() == c)),
+        None => Ok(()),
+    };
+    let nft_ok = nft.is_ok();
+    let mut errors: Vec<CniError> = nft.err().into_iter().collect();
     for id in &stale {
-        let ipt = iptables::teardown(nl.as_ref(), req.name(), id);
-        let nft = match &nl {
-            Some(nl) => nft::teardown(nl, id),
-            None => Ok(()),
-        };
-        match (nft, ipt) {
-            (Ok(()), Ok(())) => {
+        match iptables::teardown(nl.as_ref(), req.name(), id) {
+            Ok(()) if nft_ok => {
                 let _ = std::fs::remove_file(owners.join(id));
             }
-            (a, b) => errors.extend(a.err().into_iter().chain(b.err())),
+            Ok(()) => {}
+            Err(e) => errors.push(e),
         }
     }
     CniError::combine(errors)
