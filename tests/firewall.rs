@@ -764,3 +764,39 @@ fn eight_parallel_adds_make_one_set_of_jumps_and_every_per_ip_rule() {
         assert_eq!(count("-A CNI-ISOLATION-STAGE-2 "), 2, "{s}");
     }
 }
+
+#[test]
+fn del_and_gc_remove_a_state_write_a_crash_cut_short() {
+    require_root!();
+    if !tools_present() {
+        return;
+    }
+    let node = Node::new();
+    let fw = node.firewall("fwtmp", json!({"cniVersion": "1.1.0"}));
+    let dir = node.fw.path().join("fwtmp");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Killed between writing the state and renaming it into place.
+    for n in ["cut-del_eth0.tmp", "cut-gc_eth0.tmp", "live_eth0.tmp"] {
+        std::fs::write(dir.join(n), b"{\"containerID\":").unwrap();
+    }
+    node.call("firewall", "DEL", "cut-del", "", &fw).ok();
+    assert!(!dir.join("cut-del_eth0.tmp").exists(), "DEL left its .tmp");
+    let gc = node::merged(
+        fw.clone(),
+        json!({"cni.dev/valid-attachments": [{"containerID": "live", "ifname": "eth0"}]}),
+    );
+    Call::new("firewall", "GC")
+        .var("PATH", NO_BINARIES)
+        .in_ns(&node.host)
+        .config(&gc)
+        .run()
+        .ok();
+    assert!(
+        !dir.join("cut-gc_eth0.tmp").exists(),
+        "GC left a stale .tmp"
+    );
+    assert!(
+        dir.join("live_eth0.tmp").exists(),
+        "GC removed a valid attachment's write"
+    );
+}

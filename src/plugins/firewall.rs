@@ -226,6 +226,7 @@ fn del(req: &Request) -> Result<(), CniError> {
     if !ips.is_empty() {
         remove_rules(xt::open_if_supported()?.as_ref(), &ips)?;
     }
+    let _ = std::fs::remove_file(tmp_of(&path));
     match std::fs::remove_file(&path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CniError::io(format!(
             "firewall: remove {}: {e}",
@@ -310,6 +311,18 @@ fn gc(req: &Request) -> Result<(), CniError> {
         return Ok(());
     };
     let net_dir = c.dir.join(req.name());
+    // Writes a crash cut short, of attachments that are not valid.
+    for a in std::fs::read_dir(&net_dir).into_iter().flatten().flatten() {
+        let name = a.file_name().to_string_lossy().into_owned();
+        if let Some(base) = name.strip_suffix(".tmp") {
+            if !valid
+                .iter()
+                .any(|v| base == format!("{}_{}", v.container_id, v.ifname))
+            {
+                let _ = std::fs::remove_file(a.path());
+            }
+        }
+    }
     let mut stale: Vec<(PathBuf, State)> = Vec::new();
     let mut keep: BTreeSet<IpAddr> = BTreeSet::new();
     for (path, st) in all_states(&c.dir) {
@@ -355,6 +368,12 @@ fn state_path(dir: &Path, network: &str, cid: &str, ifname: &str) -> PathBuf {
     dir.join(network).join(format!("{cid}_{ifname}"))
 }
 
+/// Where a state file is written before it is renamed into place; a crash
+/// in between leaves it, and DEL or GC removes it.
+fn tmp_of(path: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.tmp", path.display()))
+}
+
 impl State {
     fn read(path: &Path) -> Option<State> {
         serde_json::from_slice(&std::fs::read(path).ok()?).ok()
@@ -372,7 +391,7 @@ impl State {
             .mode(0o700)
             .create(dir)
             .map_err(|e| io("mkdir", dir, e))?;
-        let tmp = PathBuf::from(format!("{}.tmp", path.display()));
+        let tmp = tmp_of(path);
         let bytes = serde_json::to_vec(self).map_err(|e| CniError::internal(e.to_string()))?;
         std::fs::write(&tmp, bytes).map_err(|e| io("write", &tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| io("rename", &tmp, e))
