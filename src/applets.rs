@@ -15,6 +15,9 @@ pub enum Entry {
     Plugin(&'static Plugin),
     /// A command with its own arguments.
     Command(fn(&[OsString]) -> i32),
+    /// A CNI plugin that is also a long-lived server when its first
+    /// argument is `daemon` (the dhcp plugin and its lease daemon).
+    PluginWithDaemon(&'static Plugin, fn(&[OsString]) -> i32),
 }
 
 pub struct Applet {
@@ -47,10 +50,34 @@ pub const APPLETS: &[Applet] = &[
         entry: Entry::Command(tool_command),
     },
     Applet {
+        name: "daemon",
+        summary: "thick mode: serve every applet on a unix socket",
+        link: false,
+        entry: Entry::Command(daemon_command),
+    },
+    Applet {
+        name: "dhcp",
+        summary: "IPAM: addresses from a DHCP server (`dhcp daemon` holds the leases)",
+        link: true,
+        entry: Entry::PluginWithDaemon(&ipam::dhcp::PLUGIN, ipam::dhcp::daemon_main),
+    },
+    Applet {
+        name: "doctor",
+        summary: "find (and --fix) leaked CNI state on this node",
+        link: false,
+        entry: Entry::Command(tool::doctor::main),
+    },
+    Applet {
         name: "dummy",
         summary: "a dummy link in the container",
         link: true,
         entry: Entry::Plugin(&plugins::dummy::PLUGIN),
+    },
+    Applet {
+        name: "etcd",
+        summary: "IPAM: cluster-wide addresses reserved in etcd",
+        link: true,
+        entry: Entry::Plugin(&ipam::etcd::PLUGIN),
     },
     Applet {
         name: "firewall",
@@ -99,6 +126,12 @@ pub const APPLETS: &[Applet] = &[
         summary: "macvlan link on a host interface",
         link: true,
         entry: Entry::Plugin(&plugins::macvlan::PLUGIN),
+    },
+    Applet {
+        name: "ovs",
+        summary: "Open vSwitch ports: veth and DPDK vhost-user",
+        link: true,
+        entry: Entry::Plugin(&plugins::ovs::PLUGIN),
     },
     Applet {
         name: "portmap",
@@ -162,6 +195,12 @@ fn tool_command(args: &[OsString]) -> i32 {
     tool::main(args, run_in_process)
 }
 
+/// `cnibox daemon`: thick mode serves every applet through the same
+/// in-process runner as delegation.
+fn daemon_command(args: &[OsString]) -> i32 {
+    tool::daemon::main(args, run_in_process)
+}
+
 /// Delegation's in-process path: run applet `name` through the skel if it
 /// is one of our plugins.
 fn run_in_process(name: &str, env: &Env, stdin: &[u8], invoker: &Invoker) -> Option<Output> {
@@ -175,14 +214,17 @@ pub fn find(name: &str) -> Option<&'static Applet> {
 /// The in-process lookup for delegation: only CNI plugins.
 pub fn plugin(name: &str) -> Option<&'static Plugin> {
     match find(name)?.entry {
-        Entry::Plugin(p) => Some(p),
+        Entry::Plugin(p) | Entry::PluginWithDaemon(p, _) => Some(p),
         Entry::Command(_) => None,
     }
 }
 
 fn run(applet: &Applet, args: &[OsString]) -> i32 {
     match applet.entry {
-        Entry::Plugin(p) => {
+        Entry::PluginWithDaemon(_, daemon) if args.first().is_some_and(|a| a == "daemon") => {
+            daemon(&args[1..])
+        }
+        Entry::Plugin(p) | Entry::PluginWithDaemon(p, _) => {
             let env = Env::from_process();
             let out = skel::run(
                 p,

@@ -9,6 +9,7 @@ pub mod host_device;
 pub mod ipvlan;
 pub mod loopback;
 pub mod macvlan;
+pub mod ovs;
 pub mod portmap;
 pub mod ptp;
 pub mod sbr;

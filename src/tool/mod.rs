@@ -6,6 +6,8 @@
 
 pub mod cache;
 pub mod conf;
+pub mod daemon;
+pub mod doctor;
 pub mod gojson;
 pub mod inspect;
 pub mod ipam_ls;
