@@ -15,4 +15,6 @@ if [ -n "$need" ]; then
     apt-get update -qq && apt-get install -y -qq $need
 fi
 [ -x target/static/cnibox ] || ./scripts/build.sh
-CNIBOX=target/static/cnibox cargo bench --bench cni
+# Every bench target: benches/cni.rs writes bench/results.md, the others
+# (one per subsystem) bench/results-<name>.md.
+CNIBOX=target/static/cnibox cargo bench --benches
