@@ -94,6 +94,76 @@ const DUMP_RETRIES: usize = 5;
 pub struct Netlink {
     handle: NlSocketHandle,
     seq: Cell<u32>,
+    /// NETLINK_NETFILTER: its last close is handed off (see `Drop`).
+    netfilter: bool,
+}
+
+/// Closing the last reference to a NETLINK_NETFILTER socket runs nf_tables'
+/// release notifier, which first waits for the destruction of every
+/// recently committed transaction (one RCU grace period, ~20 ms on this VM)
+/// even when this socket owns nothing. A portmap or firewall ADD commits and
+/// then exits, so that wait was most of its time. The close is the kernel's
+/// business, not the caller's: the last reference goes to a short-lived
+/// grandchild that holds nothing else (every other descriptor closed, so
+/// the runtime's stdout pipe and our lock files are not kept open). It
+/// waits for EOF on a pipe, which comes once our own reference is gone,
+/// then closes the socket and exits. When anything fails, the socket is
+/// simply closed here as before.
+impl Drop for Netlink {
+    fn drop(&mut self) {
+        if self.netfilter {
+            hand_off_last_close(self.handle.as_raw_fd());
+        }
+    }
+}
+
+fn hand_off_last_close(sock: std::os::fd::RawFd) {
+    use nix::libc;
+    use nix::unistd::{fork, ForkResult};
+    let mut p = [-1; 2];
+    // SAFETY: `p` is a valid array of two c_ints for pipe2 to fill.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return;
+    }
+    let [r, w] = p;
+    // SAFETY: the child and grandchild call only async-signal-safe
+    // functions (fork, close_range, read, close, _exit) and never return
+    // into Rust, so forking a process that may have other threads is sound.
+    match unsafe { fork() } {
+        // SAFETY: as above; every descriptor closed is this copy's own.
+        Ok(ForkResult::Child) => unsafe {
+            if !matches!(fork(), Ok(ForkResult::Child)) {
+                libc::_exit(0);
+            }
+            let (lo, hi) = (sock.min(r) as u32, sock.max(r) as u32);
+            if lo > 0 {
+                libc::syscall(libc::SYS_close_range, 0u32, lo - 1, 0u32);
+            }
+            if hi > lo + 1 {
+                libc::syscall(libc::SYS_close_range, lo + 1, hi - 1, 0u32);
+            }
+            libc::syscall(libc::SYS_close_range, hi + 1, u32::MAX, 0u32);
+            let mut b = 0u8;
+            while libc::read(r, (&mut b as *mut u8).cast(), 1) < 0 {}
+            libc::close(sock);
+            libc::_exit(0);
+        },
+        Ok(ForkResult::Parent { child }) => {
+            let _ = nix::sys::wait::waitpid(child, None);
+            // Drop our reference now (the grandchild holds one): `sock`
+            // becomes a copy of the pipe's read end, which the socket
+            // handle's own drop then closes.
+            // SAFETY: both are open descriptors of this process; dup2
+            // atomically replaces `sock`, which only the handle uses.
+            unsafe { libc::dup2(r, sock) };
+        }
+        Err(_) => {}
+    }
+    // SAFETY: `r` and `w` are the pipe made above, used nowhere else.
+    unsafe {
+        libc::close(w);
+        libc::close(r);
+    }
 }
 
 /// One message as received: type, flags and payload bytes.
@@ -147,6 +217,7 @@ impl Netlink {
         Ok(Netlink {
             handle,
             seq: Cell::new(1),
+            netfilter: matches!(family, NlFamily::Netfilter),
         })
     }
 
