@@ -6,6 +6,7 @@ use super::attr::{Attrs, Msg};
 use super::consts::*;
 use super::link::{format_mac, ifinfomsg};
 use super::socket::{Netlink, NlError};
+use std::os::fd::RawFd;
 
 /// linux/if_link.h
 pub const IFLA_IFALIAS: u16 = 20;
@@ -95,5 +96,36 @@ mod tests {
         // An empty IFLA_IFALIAS attribute: 4 bytes of header, no payload.
         assert_eq!(&clear.as_bytes()[16..], &[4, 0, 20, 0]);
         assert_eq!(parse_alias(clear.as_bytes()), "");
+    }
+}
+
+impl Netlink {
+    /// Move a link to the namespace of `netns_fd` and, in the same request,
+    /// name it `name` and set its alias (and MAC) there: one RTM_SETLINK,
+    /// so one namespace change (each costs an RCU grace period) and no
+    /// moment where the link sits in either namespace under a name we did
+    /// not choose for it there, except the kernel's own RTNL-held steps.
+    pub fn link_move_as(
+        &self,
+        index: u32,
+        netns_fd: RawFd,
+        name: &str,
+        alias: &str,
+        mac: Option<&[u8]>,
+    ) -> Result<(), NlError> {
+        let mut m = alias_request(index, alias);
+        m.put_u32(IFLA_NET_NS_FD, netns_fd as u32);
+        let mut ifname = name.as_bytes().to_vec();
+        ifname.push(0);
+        m.put(IFLA_IFNAME, &ifname);
+        if let Some(mac) = mac {
+            m.put(IFLA_ADDRESS, mac);
+        }
+        self.request(
+            &format!("move link #{index} to netns as {name:?}"),
+            RTM_SETLINK,
+            0,
+            m.as_bytes(),
+        )
     }
 }

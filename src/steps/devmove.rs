@@ -69,6 +69,28 @@ pub fn move_in(
     cont: &Side,
     ifname: &str,
 ) -> Result<Link, CniError> {
+    // The common case in one request (one namespace change, which costs an
+    // RCU grace period; the private namespace's way costs two): moved,
+    // renamed and aliased by the kernel under RTNL.
+    if cont.nl.link_by_name(ifname)?.is_none() && cont.nl.link_by_name(&dev.name)?.is_none() {
+        match host
+            .nl
+            .link_move_as(dev.index, cont.ns.fd(), ifname, &saved.name, None)
+        {
+            Ok(()) => return set_up_in(cont, ifname, host, saved),
+            Err(e) => {
+                // Moved but refused the name (taken meanwhile): it goes
+                // home (the container had no link of that name before).
+                if host.nl.link_by_name(&dev.name)?.is_none() {
+                    let _ = move_out(cont, &dev.name, host, saved);
+                }
+                return Err(CniError::internal(format!(
+                    "failed to move {:?}: {e}",
+                    dev.name
+                )));
+            }
+        }
+    }
     let tmp = private_ns::create()?;
     let tmp_nl = tmp.netlink()?;
     let tmp_side = Side {
@@ -95,6 +117,11 @@ pub fn move_in(
         let _ = home_from(&tmp_side, now, host, saved, None);
         return Err(e);
     }
+    set_up_in(cont, ifname, host, saved)
+}
+
+/// The last step in: up in the container (else back home).
+fn set_up_in(cont: &Side, ifname: &str, host: &Side, saved: &Saved) -> Result<Link, CniError> {
     let l = find(cont.nl, ifname, "container")?;
     if let Err(e) = cont.nl.link_set_up(l.index, true) {
         let _ = move_out(cont, ifname, host, saved);
@@ -109,6 +136,45 @@ pub fn move_out(from: &Side, name: &str, host: &Side, saved: &Saved) -> Result<b
     let Some(link) = from.nl.link_by_name(name)? else {
         return Ok(false);
     };
+    // One request when neither name is taken in the host (see move_in).
+    if host.nl.link_by_name(&saved.name)?.is_none() {
+        let mac = parse_mac(&saved.mac).filter(|m| link.mac != *m);
+        let moved = from.nl.link_move_as(
+            link.index,
+            host.ns.fd(),
+            &saved.name,
+            &saved.alias,
+            mac.as_ref().map(|m| &m[..]),
+        );
+        match moved {
+            Ok(()) => {
+                if saved.up {
+                    let l = find(host.nl, &saved.name, "host")?;
+                    host.nl.link_set_up(l.index, true)?;
+                }
+                return Ok(true);
+            }
+            Err(e) => {
+                // Moved but refused the name or MAC: back where it was,
+                // under its name there, rather than half-restored.
+                if from.nl.link_by_name(name)?.is_none() {
+                    let here =
+                        host.nl.links()?.into_iter().find(|l| {
+                            (l.name == name || l.name == saved.name) && l.mac == link.mac
+                        });
+                    if let Some(l) = here {
+                        let _ =
+                            host.nl
+                                .link_move_as(l.index, from.ns.fd(), name, &saved.name, None);
+                    }
+                }
+                return Err(CniError::internal(format!(
+                    "failed to return {name:?} to the host as {:?}: {e}",
+                    saved.name
+                )));
+            }
+        }
+    }
     let tmp = private_ns::create()?;
     let tmp_nl = tmp.netlink()?;
     from.nl
