@@ -84,21 +84,6 @@ impl Netlink {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn alias_round_trips_through_the_message_encoding() {
-        let m = alias_request(7, "eth-orig");
-        assert_eq!(parse_alias(m.as_bytes()), "eth-orig");
-        let clear = alias_request(7, "");
-        // An empty IFLA_IFALIAS attribute: 4 bytes of header, no payload.
-        assert_eq!(&clear.as_bytes()[16..], &[4, 0, 20, 0]);
-        assert_eq!(parse_alias(clear.as_bytes()), "");
-    }
-}
-
 impl Netlink {
     /// Move a link to the namespace of `netns_fd` and, in the same request,
     /// name it `name` and set its alias (and MAC) there: one RTM_SETLINK,
@@ -127,5 +112,20 @@ impl Netlink {
             0,
             m.as_bytes(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alias_round_trips_through_the_message_encoding() {
+        let m = alias_request(7, "eth-orig");
+        assert_eq!(parse_alias(m.as_bytes()), "eth-orig");
+        let clear = alias_request(7, "");
+        // An empty IFLA_IFALIAS attribute: 4 bytes of header, no payload.
+        assert_eq!(&clear.as_bytes()[16..], &[4, 0, 20, 0]);
+        assert_eq!(parse_alias(clear.as_bytes()), "");
     }
 }
