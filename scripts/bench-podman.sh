@@ -82,6 +82,30 @@ while [ $i -lt "$RUNS" ]; do
     conf /usr/lib/cni; run_once benchpm -p 18080:80 >>"$T/go.t"
     i=$((i + 1))
 done
+# Where the CNI share goes: the plugin processes' own lifetimes (exec to
+# exit) in traced runs (strace on execve/exit only, seccomp-filtered; its
+# overhead is in both sides), split at runc's first exec into the start
+# (VERSION + ADD of each plugin) and the teardown (VERSION + DEL).
+plugin_ms() { # plugin dir -> "start teardown" in ms
+    conf "$1"
+    strace -f --seccomp-bpf -ttt -e trace=execve,exit_group -o "$T/tr" \
+        $P run --rm --network benchpm -p 18080:80 localhost/cnibox-bench-bb /bin/true >/dev/null 2>&1 || true
+    awk -v dir="$1/" '
+        /execve\("/ { split($0, q, "\""); if (index(q[2], dir) == 1) start[$1] = $2;
+                      if (q[2] ~ /runc$/ && !runc) runc = $2 }
+        /\+\+\+ exited/ { if ($1 in start) { d = ($2 - start[$1]) * 1000;
+                      if (!runc || start[$1] < runc) a += d; else b += d; delete start[$1] } }
+        END { printf "%.1f %.1f\n", a, b }' "$T/tr"
+}
+if command -v strace >/dev/null 2>&1; then
+    : >"$T/pc"; : >"$T/pg"
+    i=0
+    while [ $i -lt 3 ]; do
+        plugin_ms "$T/cnibox" >>"$T/pc"
+        plugin_ms /usr/lib/cni >>"$T/pg"
+        i=$((i + 1))
+    done
+fi
 fails=$(cat "$T/none" "$T/cnibox.t" "$T/go.t" | grep -c fail || true)
 n0=$(grep -v fail "$T/none" | median)
 nc=$(grep -v fail "$T/cnibox.t" | median)
@@ -99,5 +123,12 @@ ratio() { awk -v g="$1" -v c="$2" -v z="$3" 'BEGIN {if (c-z > 0) printf "%.1fx",
     printf '| Go plugins (Debian 1.1.1) | %s | %s |\n' "$(ms "$ng")" "$(share "$ng" "$n0")"
     printf '| cnibox | %s | %s |\n' "$(ms "$nc")" "$(share "$nc" "$n0")"
     printf '\nCNI share ratio (Go / cnibox): %s. Failed runs: %s.\n' "$(ratio "$ng" "$nc" "$n0")" "$fails"
+    if [ -s "$T/pc" ]; then
+        printf '\n## Inside the plugins (3 traced runs per side, median)\n\n'
+        printf 'The plugin processes'"'"' own time, exec to exit, under strace (execve/exit only): podman runs VERSION then ADD for each plugin at start, VERSION then DEL at teardown. The rest of the difference above is podman'"'"'s own network work (its netns, port reservations, CNI cache). strace stops every new thread and process, and the Go plugins start many (runtime threads, iptables): their figures are inflated more than ours, so the untraced medians above are the fair comparison.\n\n'
+        printf '| | start (VERSION + ADD) | teardown (VERSION + DEL) |\n|---|---|---|\n'
+        printf '| Go plugins | %s ms | %s ms |\n' "$(cut -d' ' -f1 "$T/pg" | median)" "$(cut -d' ' -f2 "$T/pg" | median)"
+        printf '| cnibox | %s ms | %s ms |\n' "$(cut -d' ' -f1 "$T/pc" | median)" "$(cut -d' ' -f2 "$T/pc" | median)"
+    fi
 } >"$out"
 cat "$out"

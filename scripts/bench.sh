@@ -10,6 +10,7 @@ need=""
 [ -x /usr/lib/cni/ptp ] || need="$need containernetworking-plugins"
 [ -x /usr/bin/time ] || need="$need time"
 command -v iptables >/dev/null 2>&1 || need="$need iptables"
+command -v strace >/dev/null 2>&1 || need="$need strace"
 if [ -n "$need" ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq && apt-get install -y -qq $need
@@ -18,3 +19,5 @@ fi
 # Every bench target: benches/cni.rs writes bench/results.md, the others
 # (one per subsystem) bench/results-<name>.md.
 CNIBOX=target/static/cnibox cargo bench --benches
+# A real runtime: podman run --rm on cnibox vs the Go plugins.
+./scripts/bench-podman.sh
