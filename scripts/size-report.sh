@@ -14,9 +14,9 @@ stripped=$(mktemp)
 strip -o "$stripped" "$bin"
 total=$(stat -c %s "$stripped")
 rm -f "$stripped"
-nm -C -S --size-sort "$bin" | awk '
+nm -C -S -t d --size-sort "$bin" | awk '
     $3 ~ /^[tTrRdDbB]$/ {
-        size = strtonum("0x" $2); $1 = $2 = $3 = ""; name = substr($0, 4)
+        size = $2 + 0; $1 = $2 = $3 = ""; name = substr($0, 4)
         sub(/^</, "", name); sub(/^_</, "", name)
         n = split(name, p, "::")
         if (p[1] == "cnibox" && n >= 3) key = p[1] "::" p[2] "::" p[3]
