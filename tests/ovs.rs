@@ -660,3 +660,64 @@ fn vhost_user_socket_path_over_the_unix_limit_is_a_clear_error() {
     assert!(!Path::new(&long).exists());
     assert!(ovs.ports("br0").is_empty());
 }
+
+#[test]
+fn parallel_adds_make_the_bridge_once() {
+    require_root!();
+    let Some(ovs) = Ovs::start(false) else { return };
+    let conf = ovs.conf(json!({"bridge": "cnibr", "createBridge": true, "datapathType": "netdev"}));
+    let nss: Vec<TestNs> = (0..4).map(|_| TestNs::new("ovsp")).collect();
+    let replies: Vec<Reply> = std::thread::scope(|s| {
+        let handles: Vec<_> = nss
+            .iter()
+            .enumerate()
+            .map(|(i, ns)| {
+                let (ovs, conf) = (&ovs, &conf);
+                s.spawn(move || ovs.call("ADD", &format!("p{i}"), &ns.path(), conf))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for r in &replies {
+        r.ok();
+    }
+    assert_eq!(ovs.bridges(), vec!["cnibr"]);
+    assert_eq!(ovs.ports("cnibr").len(), 4);
+    for (i, ns) in nss.iter().enumerate() {
+        ovs.call("DEL", &format!("p{i}"), &ns.path(), &conf).ok();
+    }
+    assert!(ovs.bridges().is_empty());
+}
+
+#[test]
+fn mac_and_mtu_reach_the_container_interface() {
+    require_root!();
+    let Some(ovs) = Ovs::start(false) else { return };
+    ovs.add_bridge("br0");
+    let a = TestNs::new("ovsa");
+    let conf = ovs.conf(json!({"mtu": 1400, "runtimeConfig": {"mac": "c2:11:22:33:44:55"}}));
+    let r = ovs.call("ADD", "m", &a.path(), &conf).ok().json();
+    assert_eq!(r["interfaces"][1]["mac"], "c2:11:22:33:44:55");
+    let link = a.ip_json(&["link", "show", "eth0"]);
+    assert_eq!(link[0]["address"], "c2:11:22:33:44:55");
+    assert_eq!(link[0]["mtu"], 1400);
+    ovs.call("DEL", "m", &a.path(), &conf).ok();
+}
+
+#[test]
+fn del_with_ovsdb_down_still_removes_the_veth_and_reports_try_again() {
+    require_root!();
+    let Some(ovs) = Ovs::start(false) else { return };
+    ovs.add_bridge("br0");
+    let a = TestNs::new("ovsa");
+    let conf = ovs.conf(json!({"ipam": null}));
+    ovs.call("ADD", "d", &a.path(), &conf).ok();
+    let down = ovs.conf(json!({"ipam": null, "ovsdbSocket": "/nonexistent/db.sock"}));
+    let r = ovs.call("DEL", "d", &a.path(), &down);
+    assert_eq!(r.err_code(), 11);
+    assert_eq!(a.link_names(), vec!["lo"]);
+    assert!(ovs.node_veths().is_empty());
+    // With the server back, DEL finishes the job.
+    ovs.call("DEL", "d", &a.path(), &conf).ok();
+    assert!(ovs.ports("br0").is_empty());
+}

@@ -7,6 +7,7 @@
 //! it into the shared dir.
 
 use super::conf::{Kind, Settings};
+use super::ports;
 use super::txn::PortSpec;
 use crate::cni::result::{CniResult, Interface};
 use crate::cni::{CniError, Request};
@@ -65,7 +66,7 @@ pub fn add(req: &Request, s: &Settings, mut db: Client) -> Result<CniResult, Cni
 
     let mut undo = Undo::new();
     undo.push(|| {
-        let _ = super::remove_ours(s, &super::attachment_ids(req));
+        let _ = ports::remove_ours(s, &ports::attachment_ids(req));
         remove_files(s, &req.container_id, &req.ifname);
     });
     let (iface_type, options) = match s.kind {
@@ -82,9 +83,9 @@ pub fn add(req: &Request, s: &Settings, mut db: Client) -> Result<CniResult, Cni
         mtu_request: (s.mtu > 0).then_some(s.mtu),
         ..s.port_spec(req)
     };
-    let iface_uuid = super::insert_ports(&mut db, s, &[port])?;
+    let iface_uuid = ports::insert_ports(&mut db, s, &[port])?;
     fault::point("ovs:after-port")?;
-    super::applied_without_error(&mut db, &iface_uuid)?;
+    ports::applied_without_error(&mut db, &iface_uuid)?;
     if s.kind == Kind::VhostServer {
         // OVS made the socket in its dir: move it where the container sees it.
         std::fs::rename(&server_sock, &path).map_err(|e| {
