@@ -71,17 +71,7 @@ fn add_veth(req: &Request, s: &Settings, mut db: Client) -> Result<CniResult, Cn
     let host_nl = Netlink::route()?;
     veth::ensure_absent(&cont_nl, &req.ifname)?;
 
-    let mut alloc = match s.ipam.as_str() {
-        "" => None,
-        t => Some(ipam::Allocation::new(req, t)?),
-    };
-    let mut result = alloc
-        .as_mut()
-        .map(|a| std::mem::take(&mut a.result))
-        .unwrap_or_default();
-    if alloc.is_some() && result.ips.is_empty() {
-        return Err(CniError::internal("IPAM plugin returned missing IP config"));
-    }
+    let (alloc, mut result) = ports::allocate(req, s)?;
 
     let mut undo = Undo::new();
     let pair = veth::create(

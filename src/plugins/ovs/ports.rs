@@ -3,8 +3,10 @@
 
 use super::conf::Settings;
 use super::txn::{self, BridgeOp, PortSpec, DB, OWNER};
+use crate::cni::result::CniResult;
 use crate::cni::{CniError, Request};
 use crate::ovsdb::{ops, Client};
+use crate::steps::ipam::{self, Allocation};
 use serde_json::Value;
 
 /// Insert `ports` (and the tunnel ports not there yet) on the bridge, made
@@ -189,4 +191,23 @@ pub fn remove_bridge_if_ours_and_empty(db: &mut Client, name: &str) -> Result<()
         Err(crate::ovsdb::Error::Db { error, .. }) if error == "timed out" => Ok(()),
         Err(e) => Err(txn::cni(e)),
     }
+}
+
+/// IPAM when configured (released again unless the ADD keeps it), and the
+/// result to build on.
+pub fn allocate<'a>(
+    req: &'a Request<'a>,
+    s: &Settings,
+) -> Result<(Option<Allocation<'a>>, CniResult), CniError> {
+    let Some(mut alloc) = (match s.ipam.as_str() {
+        "" => None,
+        t => Some(ipam::Allocation::new(req, t)?),
+    }) else {
+        return Ok((None, CniResult::default()));
+    };
+    let result = std::mem::take(&mut alloc.result);
+    if result.ips.is_empty() {
+        return Err(CniError::internal("IPAM plugin returned missing IP config"));
+    }
+    Ok((Some(alloc), result))
 }

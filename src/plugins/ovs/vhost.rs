@@ -12,8 +12,8 @@ use super::txn::PortSpec;
 use crate::cni::result::{CniResult, Interface};
 use crate::cni::{CniError, Request};
 use crate::ovsdb::{ops, Client};
+use crate::steps::fault;
 use crate::steps::undo::Undo;
-use crate::steps::{fault, ipam};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -55,14 +55,7 @@ pub fn add(req: &Request, s: &Settings, mut db: Client) -> Result<CniResult, Cni
     std::fs::create_dir_all(&s.shared_dir)
         .map_err(|e| CniError::io(format!("sharedDir: cannot create {}: {e}", s.shared_dir)))?;
 
-    let mut alloc = match s.ipam.as_str() {
-        "" => None,
-        t => Some(ipam::Allocation::new(req, t)?),
-    };
-    let mut result = alloc
-        .as_mut()
-        .map(|a| std::mem::take(&mut a.result))
-        .unwrap_or_default();
+    let (alloc, mut result) = ports::allocate(req, s)?;
 
     let mut undo = Undo::new();
     undo.push(|| {
