@@ -252,7 +252,7 @@ pub fn wait_applied(c: &mut Client, next_cfg: i64) -> Result<(), CniError> {
             ));
         }
         std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(50));
+        pause = (pause * 2).min(Duration::from_millis(8));
     }
 }
 
