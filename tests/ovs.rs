@@ -590,6 +590,8 @@ fn bad_configs_are_refused_before_any_change() {
         json!({"tunnels": [{"remote": "nope", "vni": 1}]}),
         json!({"bridge": ""}),
         json!({"interfaceType": "dpdkvhostuserclient"}),
+        json!({"mac": "01:00:5e:00:00:01"}),
+        json!({"ovsdbTimeout": 0}),
     ] {
         let r = ovs.call("ADD", "bad", &a.path(), &ovs.conf(bad.clone()));
         assert_eq!(r.err_code(), 7, "{bad}: {}", r.stdout);
@@ -719,5 +721,31 @@ fn del_with_ovsdb_down_still_removes_the_veth_and_reports_try_again() {
     assert!(ovs.node_veths().is_empty());
     // With the server back, DEL finishes the job.
     ovs.call("DEL", "d", &a.path(), &conf).ok();
+    assert!(ovs.ports("br0").is_empty());
+}
+
+#[test]
+fn a_failed_add_rolls_back_only_its_own_port() {
+    require_root!();
+    let Some(ovs) = Ovs::start(false) else { return };
+    ovs.add_bridge("br0");
+    let (a, b) = (TestNs::new("ovsa"), TestNs::new("ovsb"));
+    let conf = ovs.conf(json!({"ipam": null}));
+    let first = ovs.call("ADD", "same", &a.path(), &conf).ok().json();
+    for point in ["ovs:after-port", "ovs:after-configure"] {
+        let r = Call::attach("ovs", "ADD", "same", &b.path(), "eth0")
+            .config(&conf)
+            .var("CNIBOX_FAULT", point)
+            .in_ns(&ovs.node)
+            .run();
+        assert_eq!(r.err_code(), 999, "{point}");
+        assert_eq!(
+            ovs.ports("br0"),
+            vec![first["interfaces"][0]["name"].as_str().unwrap()],
+            "{point}"
+        );
+        assert_eq!(b.link_names(), vec!["lo"], "{point}");
+    }
+    ovs.call("DEL", "same", &a.path(), &conf).ok();
     assert!(ovs.ports("br0").is_empty());
 }

@@ -149,6 +149,15 @@ pub fn settings(req: &Request) -> Result<Settings, CniError> {
     trunks.dedup();
     veth::validate_mtu(c.mtu)?;
     let mac = sublink::mac(&c.mac, &req.args, &c.runtime_config.mac)?;
+    if let Some(m) = mac {
+        // The kernel refuses these for a veth, after IPAM already ran.
+        if m[0] & 1 == 1 || m == [0; 6] {
+            return Err(CniError::config(format!(
+                "mac: {} is not a unicast address",
+                crate::netlink::link::format_mac(&m)
+            )));
+        }
+    }
     match c.datapath_type.as_str() {
         "" | "system" | "netdev" => {}
         other => {

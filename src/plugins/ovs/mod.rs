@@ -96,8 +96,9 @@ fn add_veth(req: &Request, s: &Settings, mut db: Client) -> Result<CniResult, Cn
         ..s.port_spec(req)
     };
     // Rollback goes through the same path as DEL: by external_ids.
-    undo.push(|| {
-        if let Err(e) = remove_ours(s, &attachment_ids(req)) {
+    let host_name = pair.host.name.clone();
+    undo.push(move || {
+        if let Err(e) = remove_ours(s, &attachment_ids(req), Some(&host_name)) {
             eprintln!("cnibox ovs: rollback of the OVS port: {e}");
         }
     });
@@ -155,7 +156,7 @@ fn del(req: &Request) -> Result<(), CniError> {
     // Keep going after an error (ovsdb-server down, say) so the rest is
     // still cleaned up; report it, so the runtime retries.
     let mut errors = Vec::new();
-    let names = remove_ours(&s, &attachment_ids(req)).unwrap_or_else(|e| {
+    let names = remove_ours(&s, &attachment_ids(req), None).unwrap_or_else(|e| {
         errors.push(e);
         Vec::new()
     });
@@ -284,7 +285,7 @@ fn gc(req: &Request) -> Result<(), CniError> {
                 continue;
             }
             let gone = [("owner", OWNER), ("containerID", cid), ("ifname", ifname)];
-            match remove_ports_on(&mut db, &gone) {
+            match remove_ports_on(&mut db, &gone, None) {
                 Ok(names) if s.kind == Kind::Veth => delete_host_links(&names),
                 Ok(_) => vhost::remove_files(&s, cid, ifname),
                 Err(e) => errors.push(e),

@@ -125,15 +125,28 @@ pub fn attachment_ids<'a>(req: &'a Request) -> Vec<(&'a str, &'a str)> {
 
 /// Remove every port whose external_ids include `ids`, then each bridge we
 /// made that has only its own port left. The names of the removed ports.
-pub fn remove_ours(s: &Settings, ids: &[(&str, &str)]) -> Result<Vec<String>, CniError> {
+/// With `only`, just the port of that name (a rollback removes the port it
+/// made, not an older one of the same attachment).
+pub fn remove_ours(
+    s: &Settings,
+    ids: &[(&str, &str)],
+    only: Option<&str>,
+) -> Result<Vec<String>, CniError> {
     let mut db = txn::connect(&s.socket, s.timeout)?;
-    remove_ports_on(&mut db, ids)
+    remove_ports_on(&mut db, ids, only)
 }
 
-pub fn remove_ports_on(db: &mut Client, ids: &[(&str, &str)]) -> Result<Vec<String>, CniError> {
+pub fn remove_ports_on(
+    db: &mut Client,
+    ids: &[(&str, &str)],
+    only: Option<&str>,
+) -> Result<Vec<String>, CniError> {
     let r = db.transact(DB, &[txn::find_ports(ids)]).map_err(txn::cni)?;
     let mut names = Vec::new();
     for port in ops::rows(&r[0]) {
+        if only.is_some_and(|n| port["name"].as_str() != Some(n)) {
+            continue;
+        }
         let Some(pu) = ops::uuid_of(&port["_uuid"]) else {
             continue;
         };

@@ -58,8 +58,9 @@ pub fn add(req: &Request, s: &Settings, mut db: Client) -> Result<CniResult, Cni
     let (alloc, mut result) = ports::allocate(req, s)?;
 
     let mut undo = Undo::new();
-    undo.push(|| {
-        let _ = ports::remove_ours(s, &ports::attachment_ids(req));
+    let port_name = name.clone();
+    undo.push(move || {
+        let _ = ports::remove_ours(s, &ports::attachment_ids(req), Some(&port_name));
         remove_files(s, &req.container_id, &req.ifname);
     });
     let (iface_type, options) = match s.kind {
