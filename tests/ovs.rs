@@ -596,6 +596,9 @@ fn bad_configs_are_refused_before_any_change() {
         let r = ovs.call("ADD", "bad", &a.path(), &ovs.conf(bad.clone()));
         assert_eq!(r.err_code(), 7, "{bad}: {}", r.stdout);
     }
+    // L2 (no ipam) cannot be answered at 0.2.0: refused before any change.
+    let old = ovs.conf(json!({"cniVersion": "0.2.0", "ipam": null}));
+    assert_eq!(ovs.call("ADD", "bad", &a.path(), &old).err_code(), 1);
     assert!(ovs.ports("br0").is_empty());
     assert_eq!(a.link_names(), vec!["lo"]);
 }

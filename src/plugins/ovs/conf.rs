@@ -269,3 +269,86 @@ impl Settings {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cni::skel::with_test_request;
+
+    fn parse(conf: &str) -> Result<Settings, CniError> {
+        with_test_request(conf, "", settings)
+    }
+
+    const BASE: &str = r#""cniVersion":"1.1.0","name":"n","type":"ovs""#;
+
+    #[test]
+    fn defaults_and_case_insensitive_keys() {
+        let s = parse(&format!(
+            r#"{{{BASE},"Bridge":"br0","OVSDBSOCKET":"unix:/x/db.sock"}}"#
+        ))
+        .unwrap();
+        assert_eq!(s.bridge, "br0");
+        assert_eq!(s.socket, "/x/db.sock");
+        assert_eq!(s.kind, Kind::Veth);
+        assert_eq!(s.timeout, Duration::from_secs(10));
+        let s = parse(&format!(r#"{{{BASE},"bridge":"br0"}}"#)).unwrap();
+        assert_eq!(s.socket, "/run/openvswitch/db.sock");
+    }
+
+    #[test]
+    fn trunks_expand_sorted_once() {
+        let s = parse(&format!(
+            r#"{{{BASE},"bridge":"b","vlan":7,"trunk":[{{"minID":12,"maxID":14}},{{"id":3}},{{"id":13}}]}}"#
+        ))
+        .unwrap();
+        assert_eq!(s.tag, Some(7));
+        assert_eq!(s.trunks, vec![3, 12, 13, 14]);
+        let e = parse(&format!(
+            r#"{{{BASE},"bridge":"b","trunk":[{{"minID":9,"maxID":2}}]}}"#
+        ))
+        .err()
+        .unwrap();
+        assert_eq!(e.code, 7);
+        assert!(e.msg.contains("trunk[0]"), "{}", e.msg);
+    }
+
+    #[test]
+    fn tunnel_ports_are_named_the_same_every_time() {
+        let conf =
+            format!(r#"{{{BASE},"bridge":"b","tunnels":[{{"remote":"192.0.2.7","vni":100}}]}}"#);
+        let a = parse(&conf).unwrap().tunnel_specs();
+        let b = parse(&conf).unwrap().tunnel_specs();
+        assert_eq!(a[0].name, b[0].name);
+        assert!(a[0].name.len() <= 15 && a[0].name.starts_with("vx"));
+        assert_eq!(a[0].iface_type, "vxlan");
+        assert_eq!(
+            a[0].options,
+            vec![
+                ("remote_ip".to_string(), "192.0.2.7".to_string()),
+                ("key".to_string(), "100".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn the_port_names_its_attachment() {
+        with_test_request(&format!(r#"{{{BASE},"bridge":"b"}}"#), "", |req| {
+            let p = settings(req).unwrap().port_spec(req);
+            let ids: Vec<(&str, &str)> = p
+                .external_ids
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            assert_eq!(
+                ids,
+                vec![
+                    ("owner", "cnibox"),
+                    ("containerID", "c"),
+                    ("ifname", "eth0"),
+                    ("netns", ""),
+                    ("network", "n")
+                ]
+            );
+        });
+    }
+}
