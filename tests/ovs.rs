@@ -297,6 +297,10 @@ fn two_containers_ping_over_an_ovs_bridge_then_del_twice_leaves_nothing() {
     let mut check = conf.clone();
     check["prevResult"] = ra.clone();
     ovs.call("CHECK", "ctr-a", &a.path(), &check).ok();
+    // A result that names another host port does not pass.
+    let mut wrong = check.clone();
+    wrong["prevResult"]["interfaces"][0]["name"] = json!("vethdeadbeef");
+    ovs.call("CHECK", "ctr-a", &a.path(), &wrong).fails();
 
     for _ in 0..2 {
         ovs.call("DEL", "ctr-a", &a.path(), &conf).ok();
@@ -398,6 +402,19 @@ fn kill_9_during_add_then_del_leaves_no_port_and_no_veth() {
         assert!(ovs.node_veths().is_empty(), "{point}: veth left");
         assert!(!a.link_names().contains(&"eth0".to_string()));
     }
+    // Killed after making its own bridge: DEL removes both.
+    let a = TestNs::new("ovsa");
+    let conf = ovs.conf(json!({"bridge": "cnibr", "createBridge": true, "datapathType": "netdev"}));
+    let r = Call::attach("ovs", "ADD", "killed", &a.path(), "eth0")
+        .config(&conf)
+        .var("CNIBOX_FAULT", "ovs:after-port:abort")
+        .in_ns(&ovs.node)
+        .run();
+    assert_ne!(r.status, 0);
+    assert_eq!(ovs.bridges(), vec!["br0", "cnibr"]);
+    ovs.call("DEL", "killed", &a.path(), &conf).ok();
+    assert_eq!(ovs.bridges(), vec!["br0"]);
+    assert!(ovs.node_veths().is_empty());
 }
 
 #[test]

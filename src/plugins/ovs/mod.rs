@@ -225,6 +225,16 @@ fn check(req: &Request) -> Result<(), CniError> {
         Kind::Veth => {
             let ns = NetNs::open(&req.netns)?;
             let prev = check::prev_result(req, &s.common, "ovs")?;
+            // The host end in the result is the port OVS has, and exists.
+            if let Some(h) = prev.interfaces.iter().find(|i| i.sandbox.is_empty()) {
+                if h.name != name {
+                    return Err(CniError::internal(format!(
+                        "OVS port is {name}, the result says {}",
+                        h.name
+                    )));
+                }
+                check::link(&Netlink::route()?, h, Some("veth"))?;
+            }
             let (idx, ci) = check::container_iface(&prev, &req.ifname, &req.netns)?;
             let nl = ns.netlink()?;
             let link = check::link(&nl, ci, Some("veth"))?;
