@@ -151,6 +151,10 @@ impl Ovs {
     }
 
     fn add_bridge(&self, name: &str) {
+        self.add_bridge_on(name, "netdev");
+    }
+
+    fn add_bridge_on(&self, name: &str, datapath: &str) {
         self.vsctl(&[
             "add-br",
             name,
@@ -158,7 +162,7 @@ impl Ovs {
             "set",
             "bridge",
             name,
-            "datapath_type=netdev",
+            &format!("datapath_type={datapath}"),
         ]);
     }
 
@@ -768,4 +772,30 @@ fn a_failed_add_rolls_back_only_its_own_port() {
     }
     ovs.call("DEL", "same", &a.path(), &conf).ok();
     assert!(ovs.ports("br0").is_empty());
+}
+
+/// The kernel datapath: this VM has no openvswitch module, so this runs in
+/// the full-kernel lane (`make test-kernel`).
+#[test]
+fn system_datapath_two_containers_ping() {
+    require_root!();
+    if !Path::new("/sys/module/openvswitch").exists() {
+        skip(
+            SkipKind::Kernel,
+            "no openvswitch kernel module (system datapath)",
+        );
+        return;
+    }
+    let Some(ovs) = Ovs::start(false) else { return };
+    ovs.add_bridge_on("br0", "system");
+    let (a, b) = (TestNs::new("ovsa"), TestNs::new("ovsb"));
+    let conf = ovs.conf(json!({}));
+    let ra = ovs.call("ADD", "a", &a.path(), &conf).ok().json();
+    let rb = ovs.call("ADD", "b", &b.path(), &conf).ok().json();
+    assert!(a.ping(&addr(&rb)));
+    assert!(b.ping(&addr(&ra)));
+    ovs.call("DEL", "a", &a.path(), &conf).ok();
+    ovs.call("DEL", "b", &b.path(), &conf).ok();
+    assert!(ovs.ports("br0").is_empty());
+    assert!(ovs.node_veths().is_empty());
 }
