@@ -799,3 +799,31 @@ fn system_datapath_two_containers_ping() {
     assert!(ovs.ports("br0").is_empty());
     assert!(ovs.node_veths().is_empty());
 }
+
+/// Two attachments come and go at once on a bridge cnibox makes and
+/// removes: every call succeeds, and at the end no bridge is left.
+#[test]
+fn concurrent_add_del_churn_on_our_own_bridge() {
+    require_root!();
+    let Some(ovs) = Ovs::start(false) else { return };
+    let conf = ovs.conf(
+        json!({"bridge": "cnibr", "createBridge": true, "datapathType": "netdev", "ipam": null}),
+    );
+    let nss: Vec<TestNs> = (0..2).map(|_| TestNs::new("ovsq")).collect();
+    std::thread::scope(|s| {
+        for (i, ns) in nss.iter().enumerate() {
+            let (ovs, conf) = (&ovs, &conf);
+            s.spawn(move || {
+                for round in 0..8 {
+                    let id = format!("q{i}");
+                    let add = ovs.call("ADD", &id, &ns.path(), conf);
+                    assert_eq!(add.status, 0, "round {round}: {}", add.stdout);
+                    let del = ovs.call("DEL", &id, &ns.path(), conf);
+                    assert_eq!(del.status, 0, "round {round}: {}", del.stdout);
+                }
+            });
+        }
+    });
+    assert!(ovs.bridges().is_empty(), "{:?}", ovs.bridges());
+    assert!(ovs.node_veths().is_empty());
+}

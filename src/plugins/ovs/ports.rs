@@ -46,6 +46,13 @@ pub fn insert_ports(db: &mut Client, s: &Settings, ports: &[PortSpec]) -> Result
                 return Ok(iface);
             }
             Err(e) if e.is_conflict() && attempt < 2 => continue,
+            // Our bridge was removed by a concurrent DEL since we looked:
+            // make it again.
+            Err(crate::ovsdb::Error::Db { ref error, .. })
+                if error == "timed out" && s.create_bridge && attempt < 2 =>
+            {
+                continue
+            }
             Err(crate::ovsdb::Error::Db { error, .. })
                 if error == "timed out" && matches!(bridge, BridgeOp::Existing(_)) =>
             {
