@@ -639,6 +639,7 @@ fn vhost_user_client_and_server_ports_with_the_dpdk_build() {
             "interfaceType": kind,
             "sharedDir": shared.str(),
             "ovsSocketDir": ovs.dir.str(),
+            "vlan": 30,
         }));
         let r = ovs.call("ADD", cid, &a.path(), &conf);
         let r = r.ok().json();
@@ -652,6 +653,15 @@ fn vhost_user_client_and_server_ports_with_the_dpdk_build() {
         let data: Value = serde_json::from_slice(&std::fs::read(&data_path).unwrap()).unwrap();
         assert_eq!(data["containerId"], cid);
         assert_eq!(data["config"]["vhost"]["socketfile"], name.as_str());
+        assert_eq!(
+            data["config"]["bridge"],
+            json!({"bridgeName": "br0", "vlanId": 30})
+        );
+        assert_eq!(
+            data["ipResult"]["ips"][0]["address"],
+            r["ips"][0]["address"]
+        );
+        assert_eq!(ovs.vsctl(&["get", "Port", &name, "tag"]), "30");
         if kind == "dpdkvhostuser" {
             assert!(Path::new(&sock).exists(), "server socket not moved in");
             assert_eq!(data["config"]["vhost"]["mode"], "client");

@@ -116,7 +116,7 @@ fn write_config_data(req: &Request, s: &Settings, result: &CniResult) -> Result<
         "client"
     };
     let ip_result = result.to_version_value(&req.version).unwrap_or(Value::Null);
-    let data = json!({
+    let mut data = json!({
         "containerId": req.container_id,
         "ifName": req.ifname,
         "name": req.name(),
@@ -129,6 +129,9 @@ fn write_config_data(req: &Request, s: &Settings, result: &CniResult) -> Result<
         },
         "ipResult": ip_result,
     });
+    if let Some(tag) = s.tag {
+        data["config"]["bridge"]["vlanId"] = json!(tag);
+    }
     let path = config_data_path(s, &req.container_id, &req.ifname);
     let tmp = path.with_extension("json.tmp");
     let bytes = serde_json::to_vec_pretty(&data).map_err(|e| CniError::internal(e.to_string()))?;
