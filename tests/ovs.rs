@@ -837,3 +837,42 @@ fn concurrent_add_del_churn_on_our_own_bridge() {
     assert!(ovs.bridges().is_empty(), "{:?}", ovs.bridges());
     assert!(ovs.node_veths().is_empty());
 }
+
+/// A stopped ovs-vswitchd never applies the change: ADD gives up after
+/// ovsdbTimeout with "try again later" and takes back the port, the veth
+/// and the address. A stopped ovsdb-server: the same, before any change.
+#[test]
+fn add_waits_a_bounded_time_and_rolls_back() {
+    require_root!();
+    let Some(ovs) = Ovs::start(false) else { return };
+    ovs.add_bridge("br0");
+    let a = TestNs::new("ovsa");
+    let conf = ovs.conf(json!({"ovsdbTimeout": 0.5}));
+    for (who, pid) in [("vswitchd", ovs.pids[1]), ("ovsdb-server", ovs.pids[0])] {
+        let signal = |s: &str| {
+            let st = Command::new("kill")
+                .args([s, &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(st.success());
+        };
+        signal("-STOP");
+        let t = Instant::now();
+        let r = ovs.call("ADD", "slow", &a.path(), &conf);
+        let took = t.elapsed();
+        signal("-CONT");
+        assert_eq!(r.err_code(), 11, "{who}: {}", r.stdout);
+        assert!(took < Duration::from_secs(5), "{who}: took {took:?}");
+        assert!(ovs.ports("br0").is_empty(), "{who}");
+        assert!(ovs.node_veths().is_empty(), "{who}");
+        assert_eq!(a.link_names(), vec!["lo"], "{who}");
+    }
+    let held: Vec<String> = tree(&ovs.dir.path().join("ipam/ovsnet"))
+        .into_iter()
+        .filter(|f| f.starts_with("10."))
+        .collect();
+    assert!(held.is_empty(), "addresses still held: {held:?}");
+    // Both back: the same ADD works.
+    ovs.call("ADD", "slow", &a.path(), &conf).ok();
+    ovs.call("DEL", "slow", &a.path(), &conf).ok();
+}
