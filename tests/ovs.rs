@@ -680,6 +680,23 @@ fn vhost_user_client_and_server_ports_with_the_dpdk_build() {
         assert!(ovs.ports("br0").is_empty());
         assert_eq!(tree(shared.path()), Vec::<String>::new());
     }
+    // GC with no valid attachment: the rows and the files go.
+    let conf = ovs.conf(json!({
+        "interfaceType": "dpdkvhostuserclient",
+        "sharedDir": shared.str(),
+    }));
+    ovs.call("ADD", "0123456789abcdef0002", &a.path(), &conf)
+        .ok();
+    assert_eq!(tree(shared.path()).len(), 1, "configData written");
+    let mut gc = conf.clone();
+    gc["cni.dev/valid-attachments"] = json!([]);
+    Call::new("ovs", "GC")
+        .config(&gc)
+        .in_ns(&ovs.node)
+        .run()
+        .ok();
+    assert!(ovs.ports("br0").is_empty());
+    assert_eq!(tree(shared.path()), Vec::<String>::new());
 }
 
 #[test]
