@@ -198,7 +198,12 @@ fn tool_command(args: &[OsString]) -> i32 {
 /// `cnibox daemon`: thick mode serves every applet through the same
 /// in-process runner as delegation.
 fn daemon_command(args: &[OsString]) -> i32 {
-    tool::daemon::main(args, run_in_process)
+    let plugins = APPLETS
+        .iter()
+        .filter(|a| plugin(a.name).is_some())
+        .map(|a| a.name)
+        .collect();
+    tool::daemon::main(args, run_in_process, plugins)
 }
 
 /// Delegation's in-process path: run applet `name` through the skel if it
@@ -226,11 +231,13 @@ fn run(applet: &Applet, args: &[OsString]) -> i32 {
         }
         Entry::Plugin(p) | Entry::PluginWithDaemon(p, _) => {
             let env = Env::from_process();
-            let out = skel::run(
-                p,
+            // Thick mode: a config naming a `cniboxDaemon` socket is
+            // forwarded there; any other runs here.
+            let out = tool::daemon::shim::run_or_forward(
+                p.name,
                 &env,
                 &mut std::io::stdin().lock(),
-                &Invoker::new(run_in_process),
+                |stdin| skel::run(p, &env, stdin, &Invoker::new(run_in_process)),
             );
             let mut stdout = std::io::stdout().lock();
             let _ = stdout.write_all(&out.stdout);
