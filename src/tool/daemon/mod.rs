@@ -303,9 +303,10 @@ pub fn main(args: &[OsString], lookup: InProcessLookup, applets: Vec<&'static st
         shared.opts.socket_display(),
         std::process::id()
     );
-    accept_loop(&shared, &listener);
-
+    let threads = accept_loop(&shared, &listener);
+    // New callers get "not reachable" (code 11 at the shim) from now on.
     remove_socket(&shared.opts.socket, our_socket);
+    drain(&shared, threads);
     if let Some(pidfile) = &shared.opts.pidfile {
         let _ = std::fs::remove_file(pidfile);
     }
@@ -313,7 +314,9 @@ pub fn main(args: &[OsString], lookup: InProcessLookup, applets: Vec<&'static st
     0
 }
 
-fn accept_loop(shared: &Arc<Shared>, listener: &UnixListener) {
+/// Accept and start a thread per connection until the stop signal; the
+/// connection threads still running.
+fn accept_loop(shared: &Arc<Shared>, listener: &UnixListener) -> Vec<std::thread::JoinHandle<()>> {
     let mut threads: Vec<std::thread::JoinHandle<()>> = Vec::new();
     let mut next_id = 0u64;
     while !shared.stopping() {
@@ -365,8 +368,12 @@ fn accept_loop(shared: &Arc<Shared>, listener: &UnixListener) {
             }
         }
     }
-    // Idle connections end now; a request being served finishes and is
-    // answered with `Connection: close`.
+    threads
+}
+
+/// Idle connections end now; a request being served finishes and is
+/// answered with `Connection: close`.
+fn drain(shared: &Shared, threads: Vec<std::thread::JoinHandle<()>>) {
     if let Ok(conns) = shared.conns.lock() {
         for c in conns.values() {
             let _ = c.shutdown(std::net::Shutdown::Read);
