@@ -956,3 +956,57 @@ fn containerised_daemon_with_hostprefix() {
         .is_none());
     drop(d);
 }
+
+/// `--max-connections`: a connection over the bound gets 503 at once (the
+/// shim reports code 11), and is served again once one closes.
+#[test]
+fn connection_bound_answers_503_and_the_shim_code_11() {
+    let d = Daemon::start(None, &["--max-connections", "2"]);
+    // The readiness probe's connection has gone (it counts while open).
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, st) = d.http("GET", "/status", b"");
+        if serde_json::from_str::<Value>(&st).unwrap()["connections"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < until);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let idle: Vec<UnixStream> = (0..2)
+        .map(|_| UnixStream::connect(&d.socket).unwrap())
+        .collect();
+    // Both accepted and counted before the next one.
+    std::thread::sleep(Duration::from_millis(300));
+    let (st, body) = d.http("GET", "/status", b"");
+    assert_eq!(st, 503, "{body}");
+    let r = Call::new("ptp", "ADD")
+        .var("CNI_CONTAINERID", "b1")
+        .var("CNI_NETNS", "/run/netns/none")
+        .var("CNI_IFNAME", "eth0")
+        .config(
+            &json!({"cniVersion": "1.0.0", "name": "n", "type": "ptp", "cniboxDaemon": d.socket}),
+        )
+        .run();
+    assert_eq!(r.err_code(), 11, "{}", r.stdout);
+    assert!(r.stdout.contains("busy"), "{}", r.stdout);
+    drop(idle);
+    let until = Instant::now() + Duration::from_secs(5);
+    while d.http("GET", "/status", b"").0 != 200 {
+        assert!(Instant::now() < until, "never served again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `--socket-group`: the group may connect (directory 0710, socket 0660,
+/// both owned by the group).
+#[test]
+fn socket_group_opens_the_socket_to_one_group() {
+    require_root!();
+    use std::os::unix::fs::MetadataExt;
+    let d = Daemon::start(None, &["--socket-group", "4242"]);
+    let dir = d.socket.parent().unwrap();
+    assert_eq!(mode_of(dir), 0o710);
+    assert_eq!(mode_of(&d.socket), 0o660);
+    assert_eq!(std::fs::metadata(dir).unwrap().gid(), 4242);
+    assert_eq!(std::fs::symlink_metadata(&d.socket).unwrap().gid(), 4242);
+}

@@ -332,6 +332,10 @@ fn accept_loop(shared: &Arc<Shared>, listener: &UnixListener) -> Vec<std::thread
         threads.retain(|t| !t.is_finished());
         if shared.connections() >= shared.opts.max_connections {
             let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+            // Read what the client sent first: closing with unread data
+            // resets the connection before it can read the 503.
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
+            let _ = std::io::Read::read(&mut &stream, &mut [0u8; 16 << 10]);
             shared.metrics.http(503);
             let reply = crate::http::Reply::json(
                 503,
