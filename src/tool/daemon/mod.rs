@@ -19,19 +19,21 @@
 //! own socket (`/run/cni/dhcp.sock` stays where the dhcp plugin looks for
 //! it, speaking its own protocol); see [`Hosted`]. None is wired yet.
 
+mod listen;
 mod metrics;
 mod serve;
 pub mod shim;
 
 use crate::cni::invoke::InProcessLookup;
+use listen::{activated_listener, bind, remove_socket, write_pidfile};
 use metrics::Metrics;
 use serve::KeyedLocks;
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::io::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -174,6 +176,17 @@ pub struct Shared {
     /// Open connections (a clone of each stream, to end idle ones at
     /// shutdown).
     conns: Mutex<HashMap<u64, UnixStream>>,
+}
+
+/// A connection in `Shared::conns` while alive.
+struct Registered<'a>(&'a Shared, u64);
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut conns) = self.0.conns.lock() {
+            conns.remove(&self.1);
+        }
+    }
 }
 
 /// Counts a request in flight while alive.
@@ -357,10 +370,9 @@ fn accept_loop(shared: &Arc<Shared>, listener: &UnixListener) -> Vec<std::thread
         let spawned = std::thread::Builder::new()
             .name(format!("conn{id}"))
             .spawn(move || {
+                // Unregistered even if serving panics (debug builds).
+                let _registered = Registered(&shared2, id);
                 serve::connection(&shared2, stream);
-                if let Ok(mut conns) = shared2.conns.lock() {
-                    conns.remove(&id);
-                }
             });
         match spawned {
             Ok(t) => threads.push(t),
@@ -386,116 +398,6 @@ fn drain(shared: &Shared, threads: Vec<std::thread::JoinHandle<()>>) {
     for t in threads {
         let _ = t.join();
     }
-}
-
-/// The socket systemd passed (fd 3), when LISTEN_PID names us.
-fn activated_listener() -> Option<Result<UnixListener, String>> {
-    let pid = std::env::var("LISTEN_PID").ok()?;
-    if pid.parse::<u32>().ok()? != std::process::id() {
-        return None;
-    }
-    let fds: usize = std::env::var("LISTEN_FDS").ok()?.parse().ok()?;
-    if fds == 0 {
-        return None;
-    }
-    const FIRST: i32 = 3;
-    if nix::sys::socket::getsockname::<nix::sys::socket::UnixAddr>(FIRST).is_err() {
-        return Some(Err("fd 3 is not a unix socket".to_string()));
-    }
-    // SAFETY: systemd hands fd 3 to this process (LISTEN_PID is our pid)
-    // and nothing else in cnibox opens or owns it; we take it once.
-    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(FIRST) };
-    Some(Ok(UnixListener::from(fd)))
-}
-
-/// Make the socket's directory (0700, or 0710 for `--socket-group`) when
-/// missing, replace a stale socket nobody listens on, bind, chmod 0600 (or
-/// 0660 and chgrp).
-fn bind(opts: &Options) -> Result<UnixListener, String> {
-    let path = &opts.socket;
-    let io = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            let mode = if opts.socket_group.is_some() {
-                0o710
-            } else {
-                0o700
-            };
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(mode)
-                .create(dir)
-                .map_err(|e| io("creating", dir, e))?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| io("chmod", dir, e))?;
-            if let Some(gid) = opts.socket_group {
-                nix::unistd::chown(dir, None, Some(nix::unistd::Gid::from_raw(gid)))
-                    .map_err(|e| format!("chgrp {}: {e}", dir.display()))?;
-            }
-        }
-    }
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_socket() => {
-            if UnixStream::connect(path).is_ok() {
-                return Err(format!(
-                    "{} is in use: another daemon is serving it",
-                    path.display()
-                ));
-            }
-            std::fs::remove_file(path).map_err(|e| io("removing stale socket", path, e))?;
-        }
-        Ok(_) => {
-            return Err(format!(
-                "{} exists and is not a socket; not replacing it",
-                path.display()
-            ))
-        }
-        Err(_) => {}
-    }
-    let listener = UnixListener::bind(path).map_err(|e| io("binding", path, e))?;
-    let mode = if opts.socket_group.is_some() {
-        0o660
-    } else {
-        0o600
-    };
-    let setup = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| io("chmod", path, e))
-        .and_then(|_| match opts.socket_group {
-            Some(gid) => nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid)))
-                .map_err(|e| format!("chgrp {}: {e}", path.display())),
-            None => Ok(()),
-        });
-    if let Err(e) = setup {
-        let _ = std::fs::remove_file(path);
-        return Err(e);
-    }
-    Ok(listener)
-}
-
-fn remove_socket(path: &Path, ours: Option<(u64, u64)>) {
-    let Some(ours) = ours else { return };
-    if let Ok(m) = std::fs::symlink_metadata(path) {
-        if (m.dev(), m.ino()) == ours {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-/// Our pid and a newline, written under a temporary name and renamed.
-fn write_pidfile(path: &Path) -> Result<(), String> {
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp.{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, format!("{}\n", std::process::id()))
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            format!("writing pidfile {}: {e}", path.display())
-        })
 }
 
 #[cfg(test)]
