@@ -207,9 +207,14 @@ fn daemon_command(args: &[OsString]) -> i32 {
 }
 
 /// Delegation's in-process path: run applet `name` through the skel if it
-/// is one of our plugins.
+/// is one of our plugins, with the same thick-mode hook as an exec (inside
+/// the daemon the request's env says so, and nothing is forwarded).
 fn run_in_process(name: &str, env: &Env, stdin: &[u8], invoker: &Invoker) -> Option<Output> {
-    plugin(name).map(|p| skel::run(p, env, &mut &stdin[..], invoker))
+    plugin(name).map(|p| {
+        tool::daemon::shim::run_or_forward(p.name, env, &mut &stdin[..], |stdin| {
+            skel::run(p, env, stdin, invoker)
+        })
+    })
 }
 
 pub fn find(name: &str) -> Option<&'static Applet> {

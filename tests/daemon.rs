@@ -1010,3 +1010,62 @@ fn socket_group_opens_the_socket_to_one_group() {
     assert_eq!(std::fs::metadata(dir).unwrap().gid(), 4242);
     assert_eq!(std::fs::symlink_metadata(&d.socket).unwrap().gid(), 4242);
 }
+
+/// `cnibox tool` runs our applets in-process instead of exec'ing them; a
+/// config naming the daemon is forwarded there too, as the exec would be.
+#[test]
+fn cnitool_in_process_path_forwards_to_the_daemon_too() {
+    require_root!();
+    let node = Node::new("daemon");
+    let d = Daemon::start(Some(&node.host), &[]);
+    let ctr = TestNs::new("dtl");
+    let confdir = node.data.path().join("net.d");
+    std::fs::create_dir_all(&confdir).unwrap();
+    let mut plugin = shim_conf(&node, &d.socket);
+    plugin.as_object_mut().unwrap().remove("cniVersion");
+    plugin.as_object_mut().unwrap().remove("name");
+    let list = json!({"cniVersion": "1.0.0", "name": "dshim", "plugins": [plugin]});
+    std::fs::write(confdir.join("10-dshim.conflist"), list.to_string()).unwrap();
+    let cache = node.data.path().join("cache");
+    let tool = |verb: &str| {
+        Command::new(ip_path())
+            .args(["netns", "exec", &node.host.name])
+            .arg(cnibox())
+            .args([
+                "tool",
+                verb,
+                "dshim",
+                &ctr.path(),
+                "--id",
+                "tool1",
+                "--cache-dir",
+            ])
+            .arg(&cache)
+            .env("NETCONFPATH", &confdir)
+            .env("CNI_PATH", bin_dir())
+            .output()
+            .unwrap()
+    };
+    let out = tool("add");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(ctr.link_names().contains(&"eth0".to_string()));
+    let (_, m) = d.http("GET", "/metrics", b"");
+    assert!(
+        m.contains(
+            "cnibox_daemon_requests_total{applet=\"ptp\",command=\"ADD\",result=\"ok\"} 1\n"
+        ),
+        "the ADD went through the daemon: {m}"
+    );
+    let out = tool("del");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ctr.link_names(), vec!["lo"]);
+    assert!(node.reservations("dshim").is_empty());
+}
