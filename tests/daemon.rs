@@ -946,6 +946,11 @@ fn containerised_daemon_with_hostprefix() {
         r.stdout
     );
     assert!(ctr.link_names().contains(&"eth0".to_string()));
+    // CHECK with the result as prevResult (it names the host path).
+    Call::attach("ptp", "CHECK", "ctrd", &ctr.path(), "eth0")
+        .config(&with_prev(&shim_conf(&node, &socket), &r.json()))
+        .run()
+        .ok();
     shim_call(&node, &socket, "DEL", "ctrd", &ctr).ok();
     assert_eq!(ctr.link_names(), vec!["lo"]);
     assert!(node.reservations("dshim").is_empty());

@@ -165,6 +165,11 @@ fn cni(shared: &Shared, call: CniCall) -> Reply {
                     env.get_or_empty("CNI_IFNAME")
                 )
             });
+            // prevResult names the host's path: CHECK compares it.
+            let stdin = match &rewritten {
+                Some((inside, outside)) => swap_json_string(&stdin, outside, inside),
+                None => stdin,
+            };
             let _flight = shared.flight();
             let ran = shared.locks.with(key, || {
                 run_applet(shared.lookup, &applet, &env, &stdin, &err_version)
@@ -173,7 +178,7 @@ fn cni(shared: &Shared, call: CniCall) -> Reply {
                 return error_reply(404, &format!("no CNI plugin applet named {applet:?}"));
             };
             if let Some((inside, outside)) = rewritten {
-                out.stdout = unprefix(&out.stdout, &inside, &outside);
+                out.stdout = swap_json_string(&out.stdout, &inside, &outside);
             }
             out
         }
@@ -266,16 +271,13 @@ fn netns_policy(
     }
 }
 
-/// Name `outside` where the result names `inside` (a whole JSON string).
-fn unprefix(stdout: &[u8], inside: &str, outside: &str) -> Vec<u8> {
-    let (Ok(inside), Ok(outside)) = (
-        serde_json::to_string(inside),
-        serde_json::to_string(outside),
-    ) else {
-        return stdout.to_vec();
+/// Every JSON string equal to `from` (the whole string) made `to`.
+fn swap_json_string(json: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let (Ok(from), Ok(to)) = (serde_json::to_string(from), serde_json::to_string(to)) else {
+        return json.to_vec();
     };
-    String::from_utf8_lossy(stdout)
-        .replace(&inside, &outside)
+    String::from_utf8_lossy(json)
+        .replace(&from, &to)
         .into_bytes()
 }
 
@@ -395,10 +397,10 @@ mod tests {
     }
 
     #[test]
-    fn unprefix_replaces_whole_json_strings_only() {
+    fn swap_replaces_whole_json_strings_only() {
         let out = br#"{"sandbox":"/host/proc/1/ns/net","x":"/host/proc/1/ns/netx"}"#;
         assert_eq!(
-            unprefix(out, "/host/proc/1/ns/net", "/proc/1/ns/net"),
+            swap_json_string(out, "/host/proc/1/ns/net", "/proc/1/ns/net"),
             br#"{"sandbox":"/proc/1/ns/net","x":"/host/proc/1/ns/netx"}"#.to_vec()
         );
     }
