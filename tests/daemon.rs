@@ -267,7 +267,7 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-const VERSIONS: [&str; 4] = ["0.3.1", "0.4.0", "1.0.0", "1.1.0"];
+const VERSIONS: [&str; 5] = ["0.2.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 
 impl Parity {
     fn new() -> Parity {
@@ -324,7 +324,7 @@ impl Parity {
             check_conf = with_prev(&conf, &add.json());
         }
         out.push(("ADD".to_string(), add));
-        if version != "0.3.1" {
+        if version != "0.3.1" && version != "0.2.0" {
             out.push((
                 "CHECK".into(),
                 run(&self.call(case.applet, "CHECK", ctr, &check_conf)),
@@ -353,6 +353,10 @@ fn every_applet_and_version_through_the_daemon_matches_a_direct_exec() {
     let mut compared = 0;
     for case in cases() {
         for version in VERSIONS {
+            // A 0.2.0 prevResult has no interfaces for chained plugins to use.
+            if case.chained && version == "0.2.0" {
+                continue;
+            }
             let ctr = TestNs::new("dpc");
             if case.chained {
                 ctr.ip(&[

@@ -183,12 +183,23 @@ fn cni(shared: &Shared, call: CniCall) -> Reply {
             out
         }
     };
-    shared.metrics.cni(
-        &applet,
-        &command,
-        result_label(out.status),
-        started.elapsed(),
-    );
+    let took = started.elapsed();
+    shared
+        .metrics
+        .cni(&applet, &command, result_label(out.status), took);
+    if out.status != 0 {
+        // Failures in the daemon's log: one place to see what went wrong.
+        let err: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        eprintln!(
+            "cnibox daemon: {command:?} {applet:?} {:?} {:?}: exit {} in {} ms: code {} {}",
+            call.env.get("CNI_CONTAINERID").map_or("", String::as_str),
+            call.env.get("CNI_IFNAME").map_or("", String::as_str),
+            out.status,
+            took.as_millis(),
+            err["code"],
+            err["msg"]
+        );
+    }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let body = serde_json::to_string(&CniAnswer {
         stdout: &stdout,
