@@ -60,7 +60,9 @@ options:
                          With systemd socket activation (LISTEN_FDS) the
                          passed socket is used instead.
   --socket-group GID     let group GID connect too (socket 0660, a
-                         directory we create 0710 owned by GID)
+                         directory we create 0710 owned by GID). The group
+                         is root-equivalent: calls choose CNI_PATH and
+                         dataDirs the daemon uses as root.
   --pidfile PATH         write our pid here (removed on clean shutdown)
   --hostprefix DIR       we run in a container that sees the host's /proc
                          and /run/netns under DIR: netns paths are
