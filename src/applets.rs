@@ -198,13 +198,23 @@ fn tool_command(args: &[OsString]) -> i32 {
 /// `cnibox daemon`: thick mode serves every applet through the same
 /// in-process runner as delegation.
 fn daemon_command(args: &[OsString]) -> i32 {
-    tool::daemon::main(args, run_in_process)
+    let plugins = APPLETS
+        .iter()
+        .filter(|a| plugin(a.name).is_some())
+        .map(|a| a.name)
+        .collect();
+    tool::daemon::main(args, run_in_process, plugins)
 }
 
 /// Delegation's in-process path: run applet `name` through the skel if it
-/// is one of our plugins.
+/// is one of our plugins, with the same thick-mode hook as an exec (inside
+/// the daemon the request's env says so, and nothing is forwarded).
 fn run_in_process(name: &str, env: &Env, stdin: &[u8], invoker: &Invoker) -> Option<Output> {
-    plugin(name).map(|p| skel::run(p, env, &mut &stdin[..], invoker))
+    plugin(name).map(|p| {
+        tool::daemon::shim::run_or_forward(p.name, env, &mut &stdin[..], |stdin| {
+            skel::run(p, env, stdin, invoker)
+        })
+    })
 }
 
 pub fn find(name: &str) -> Option<&'static Applet> {
@@ -226,11 +236,13 @@ fn run(applet: &Applet, args: &[OsString]) -> i32 {
         }
         Entry::Plugin(p) | Entry::PluginWithDaemon(p, _) => {
             let env = Env::from_process();
-            let out = skel::run(
-                p,
+            // Thick mode: a config naming a `cniboxDaemon` socket is
+            // forwarded there; any other runs here.
+            let out = tool::daemon::shim::run_or_forward(
+                p.name,
                 &env,
                 &mut std::io::stdin().lock(),
-                &Invoker::new(run_in_process),
+                |stdin| skel::run(p, &env, stdin, &Invoker::new(run_in_process)),
             );
             let mut stdout = std::io::stdout().lock();
             let _ = stdout.write_all(&out.stdout);

@@ -5,11 +5,13 @@
 //! 1. `main` + `applets`: dispatch only.
 //! 2. `plugins`, `ipam`, `tool`: one module per plugin or command.
 //! 3. `steps`: the shared steps plugins are made of.
-//! 4. `cni` (protocol), `netlink` (kernel) and `ovsdb` (OVSDB JSON-RPC), which
-//!    never import each other.
+//! 4. `cni` (protocol), `netlink` (kernel) and the protocol peers `ovsdb`
+//!    (OVSDB JSON-RPC) and `http` (the daemon's wire), which never import
+//!    each other.
 
 mod applets;
 mod cni;
+mod http;
 mod ipam;
 mod netlink;
 mod ovsdb;
