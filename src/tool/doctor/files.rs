@@ -30,6 +30,8 @@ pub fn scan_cache(live: &Live, out: &mut Scan) {
                 file: a.file.clone(),
                 netns: a.netns.clone(),
             },
+            owner: Some(a.container_id.clone()),
+            ips: Vec::new(),
         });
     }
 }
@@ -74,6 +76,8 @@ pub fn scan_tuning(dir: &Path, live: &Live, out: &mut Scan) {
             fix: Fix::File {
                 path: dir.join(&name),
             },
+            owner: Some(id.to_string()),
+            ips: Vec::new(),
         });
     }
 }

@@ -120,6 +120,8 @@ pub fn scan_chains(nl: &Netlink, live: &mut Live, out: &mut Scan) {
             verdict: v,
             why,
             fix,
+            owner: found.map(|f| f.1 .1.clone()),
+            ips: Vec::new(),
         });
     }
 }
@@ -166,6 +168,8 @@ pub fn scan_ifbs(rt: &Netlink, live: &mut Live, out: &mut Scan) {
             verdict: v,
             why,
             fix: Fix::Link { name },
+            owner: owner.map(|o| o.1.clone()),
+            ips: Vec::new(),
         });
     }
 }

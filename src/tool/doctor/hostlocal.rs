@@ -93,6 +93,8 @@ pub fn scan(data_dir: &Path, live: &mut Live, min_age: Duration, out: &mut Scan)
                 by: "cnibox or Go",
                 verdict,
                 why,
+                owner: Some(id.clone()),
+                ips: vec![ip],
                 fix: Fix::HostLocal {
                     data_dir: data_dir.to_path_buf(),
                     network: net.clone(),

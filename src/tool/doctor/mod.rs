@@ -151,6 +151,11 @@ pub struct Finding {
     pub why: String,
     #[serde(skip)]
     pub fix: Fix,
+    /// The evidence it was judged on, to judge it again (see [`inspect`]).
+    #[serde(skip)]
+    pub owner: Option<String>,
+    #[serde(skip)]
+    pub ips: Vec<IpAddr>,
 }
 
 #[derive(Default)]
@@ -283,6 +288,23 @@ fn inspect(o: &Opts) -> Result<Scan, String> {
     hashed::scan_ifbs(&rt, &mut live, &mut scan);
     files::scan_tuning(&o.tuning_dir, &live, &mut scan);
     files::scan_cache(&live, &mut scan);
+    // Look at what is alive once more, now that the state was read: a
+    // container whose ADD was under way during the first look has its
+    // addresses configured (before any rule names them) and may have its
+    // cache entry written now.
+    let again = live::gather(&o.cache_dir, &o.netns_dirs);
+    for f in scan.findings.iter_mut().filter(|f| f.verdict.is_leaked()) {
+        let id_alive = f.owner.as_deref().is_some_and(|i| again.is_alive_id(i));
+        let ip_alive = f.ips.iter().any(|ip| again.ips.contains(ip));
+        let cache_alive = match &f.fix {
+            Fix::CacheFile { netns, .. } => Path::new(netns).exists(),
+            _ => false,
+        };
+        if id_alive || ip_alive || cache_alive {
+            f.verdict = Verdict::Unknown;
+            f.why = "came alive while the node was inspected".into();
+        }
+    }
     Ok(scan)
 }
 

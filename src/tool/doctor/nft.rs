@@ -62,6 +62,8 @@ pub fn scan_masq(nl: &Netlink, live: &mut Live, out: &mut Scan) {
                 verdict: Verdict::Unknown,
                 why: "comment not in the plugins' format".into(),
                 fix: Fix::None,
+                owner: None,
+                ips,
             });
             continue;
         };
@@ -102,6 +104,8 @@ pub fn scan_masq(nl: &Netlink, live: &mut Live, out: &mut Scan) {
                 ifname: ifname.into(),
                 container_id: id.into(),
             },
+            owner: Some(id.to_string()),
+            ips,
         });
     }
 }
@@ -167,6 +171,8 @@ pub fn scan_portmap(nl: &Netlink, live: &mut Live, out: &mut Scan) {
             by: "cnibox or Go",
             verdict,
             why,
+            owner: Some(id.clone()),
+            ips,
             fix: Fix::Portmap { container_id: id },
         });
     }
@@ -232,6 +238,8 @@ pub fn scan_spoofchk(nl: &Netlink, rt: &Netlink, live: &mut Live, out: &mut Scan
                 container_id: cid.into(),
                 ifname: ifname.into(),
             },
+            owner: None,
+            ips: Vec::new(),
         });
     }
 }

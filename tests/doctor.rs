@@ -1,0 +1,400 @@
+//! `cnibox doctor` on a test node (a netns playing the host): containers
+//! added through `cnibox tool` (libcni's cache) with cnibox's plugins AND
+//! Debian's Go plugins, some of them leaked by deleting their netns without
+//! a DEL. Doctor runs inside the node (`ip netns exec`), so it sees only the
+//! node's nf_tables and links, with its own cache, data and tuning dirs.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+
+const GO: &str = "/usr/lib/cni";
+
+/// A /16 of 10.0.0.0/8 unlikely to be used by anything else on the machine
+/// (doctor treats an address configured in ANY live netns as alive).
+fn octet() -> u32 {
+    200 + std::process::id() % 50
+}
+
+struct TestNode {
+    node: TestNs,
+    cache: TempDir,
+    data: TempDir,
+    confs: TempDir,
+    tuning: TempDir,
+}
+
+impl TestNode {
+    fn new() -> TestNode {
+        TestNode {
+            node: TestNs::new("drn"),
+            cache: TempDir::new("dr-cache"),
+            data: TempDir::new("dr-data"),
+            confs: TempDir::new("dr-conf"),
+            tuning: TempDir::new("dr-tun"),
+        }
+    }
+
+    fn conflist(&self, name: &str, plugins: Value) {
+        let v = json!({"cniVersion": "0.4.0", "name": name, "plugins": plugins});
+        std::fs::write(
+            self.confs.path().join(format!("{name}.conflist")),
+            v.to_string(),
+        )
+        .unwrap();
+    }
+
+    fn ipam(&self, subnet: &str) -> Value {
+        json!({"type": "host-local", "subnet": subnet, "dataDir": self.data.str()})
+    }
+
+    /// `cnibox tool CMD` inside the node.
+    fn tool(
+        &self,
+        cni_path: &str,
+        cmd: &str,
+        net: &str,
+        id: &str,
+        netns: &str,
+        cap: &str,
+    ) -> Reply {
+        let out = Command::new(ip_path())
+            .args(["netns", "exec", &self.node.name])
+            .arg(cnibox())
+            .args([
+                "tool",
+                cmd,
+                "--id",
+                id,
+                "--cache-dir",
+                &self.cache.str(),
+                net,
+                netns,
+            ])
+            .env("NETCONFPATH", self.confs.path())
+            .env("CNI_PATH", cni_path)
+            .env("CAP_ARGS", cap)
+            .output()
+            .unwrap();
+        Reply {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn doctor(&self, extra: &[&str]) -> (i32, Value) {
+        let out = Command::new(ip_path())
+            .args(["netns", "exec", &self.node.name])
+            .arg(cnibox())
+            .args(["doctor", "--json"])
+            .args(["--cache-dir", &self.cache.str()])
+            .args(["--data-dir", &self.data.str()])
+            .args(["--tuning-dir", &self.tuning.str()])
+            .args(extra)
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "doctor output not JSON ({e}): {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), v)
+    }
+
+    fn doctor_text(&self, extra: &[&str]) -> String {
+        let out = Command::new(ip_path())
+            .args(["netns", "exec", &self.node.name])
+            .arg(cnibox())
+            .arg("doctor")
+            .args(["--cache-dir", &self.cache.str()])
+            .args(["--data-dir", &self.data.str()])
+            .args(["--tuning-dir", &self.tuning.str()])
+            .args(extra)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Everything iptables-nft and nft show in the node.
+    fn firewall(&self) -> String {
+        let mut s = self.node.nft_ruleset();
+        let o = self.node.exec(&["iptables-save"]);
+        s.push_str(&String::from_utf8_lossy(&o.stdout));
+        s
+    }
+
+    fn reservations(&self) -> Vec<String> {
+        tree(self.data.path())
+            .into_iter()
+            .filter(|p| {
+                Path::new(p)
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().parse::<std::net::IpAddr>().is_ok())
+            })
+            .map(|p| {
+                let content = std::fs::read_to_string(self.data.path().join(&p)).unwrap();
+                format!("{p} {content}")
+            })
+            .collect()
+    }
+}
+
+fn ids_of(list: &Value) -> Vec<(String, String)> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_string(),
+                format!(
+                    "{} @ {}",
+                    f["what"].as_str().unwrap(),
+                    f["where"].as_str().unwrap()
+                ),
+            )
+        })
+        .collect()
+}
+
+fn mentions(list: &Value, kind: &str, id: &str) -> bool {
+    ids_of(list)
+        .iter()
+        .any(|(k, w)| k == kind && w.contains(id))
+}
+
+fn first_ip(add: &Reply) -> String {
+    let v: Value = serde_json::from_str(&add.stdout)
+        .unwrap_or_else(|e| panic!("ADD output ({e}): {} {}", add.stdout, add.stderr));
+    let a = v["ips"][0]["address"].as_str().unwrap();
+    a.split('/').next().unwrap().to_string()
+}
+
+fn have_go_and_iptables() -> bool {
+    if !Path::new(GO).join("ptp").exists() {
+        skip(
+            SkipKind::Tool,
+            "Debian's containernetworking-plugins not installed",
+        );
+        return false;
+    }
+    let ok = Command::new("iptables-save")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        skip(SkipKind::Tool, "iptables (nft flavour) not installed");
+        return false;
+    }
+    if !have_nft() {
+        skip(SkipKind::Tool, "nft not installed");
+        return false;
+    }
+    true
+}
+
+/// A polluted node: 4 networks (cnibox ptp+ipMasq, Go ptp+ipMasq, cnibox
+/// bridge+portmap, Go bridge+portmap), one live and one leaked container on
+/// each, a planted stale cache entry and a planted stale reservation.
+#[test]
+fn lists_every_leaked_object_and_nothing_alive_then_fix_removes_them() {
+    require_root!();
+    if !have_go_and_iptables() {
+        return;
+    }
+    let n = TestNode::new();
+    let o = octet();
+    let cb = bin_dir().display().to_string();
+    let nets = [
+        ("drcbptp", cb.as_str(), "ptp"),
+        ("drgoptp", GO, "ptp"),
+        ("drcbbr", cb.as_str(), "bridge"),
+        ("drgobr", GO, "bridge"),
+    ];
+    for (i, (name, _, kind)) in nets.iter().enumerate() {
+        let subnet = format!("10.{o}.{}.0/24", i + 1);
+        if *kind == "ptp" {
+            n.conflist(
+                name,
+                json!([{"type": "ptp", "ipMasq": true, "ipam": n.ipam(&subnet)}]),
+            );
+        } else {
+            n.conflist(
+                name,
+                json!([
+                    {"type": "bridge", "bridge": format!("{name}0"), "isGateway": true, "ipam": n.ipam(&subnet)},
+                    {"type": "portmap", "capabilities": {"portMappings": true}}
+                ]),
+            );
+        }
+    }
+    let mut live: Vec<(TestNs, String, String, String, &str)> = Vec::new(); // ns, net, id, ip, path
+    let mut leaked_ids: Vec<(String, &str)> = Vec::new();
+    for (i, (name, path, kind)) in nets.iter().enumerate() {
+        for (j, keep) in [(0, true), (1, false)] {
+            let ns = TestNs::new("drc");
+            let id = format!(
+                "{}-{}-{}",
+                if keep { "live" } else { "dead" },
+                name,
+                unique("")
+            );
+            let cap = if *kind == "bridge" {
+                json!({"portMappings": [{"hostPort": 18000 + i * 10 + j, "containerPort": 80, "protocol": "tcp"}]})
+                    .to_string()
+            } else {
+                "{}".into()
+            };
+            let r = n.tool(path, "add", name, &id, &ns.path(), &cap);
+            assert_eq!(r.status, 0, "ADD {name} {id}: {} {}", r.stdout, r.stderr);
+            let ip = first_ip(&r);
+            if keep {
+                live.push((ns, name.to_string(), id, ip, path));
+            } else {
+                leaked_ids.push((id, kind));
+                drop(ns); // netns deleted, no DEL
+            }
+        }
+    }
+    // Planted: a cache entry whose netns is gone, a reservation nobody holds.
+    let planted_cache_id = format!("planted-cache-{}", unique(""));
+    let results = n.cache.path().join("results");
+    std::fs::write(
+        results.join(format!("drcbptp-{planted_cache_id}-eth0")),
+        json!({"kind": "cniCacheV1", "containerId": planted_cache_id, "ifName": "eth0",
+               "networkName": "drcbptp", "netns": "/run/netns/drgone-planted",
+               "config": "e30=", "result": {"cniVersion": "0.4.0"}})
+        .to_string(),
+    )
+    .unwrap();
+    let planted_res_id = format!("planted-res-{}", unique(""));
+    std::fs::write(
+        n.data.path().join(format!("drcbptp/10.{o}.1.200")),
+        format!("{planted_res_id}\r\neth0"),
+    )
+    .unwrap();
+
+    let (code, rep) = n.doctor(&["--min-age", "0"]);
+    eprintln!("{}", n.doctor_text(&["--min-age", "0"]));
+    assert_eq!(code, 1, "{rep:#}");
+    let leaked = &rep["leaked"];
+    // Every leaked container: its reservation and cache entry, and its
+    // masquerade rule / Go chain / portmap rules.
+    for (id, kind) in &leaked_ids {
+        assert!(
+            mentions(leaked, "reservation", id),
+            "reservation of {id}: {rep:#}"
+        );
+        assert!(mentions(leaked, "cache", id), "cache of {id}: {rep:#}");
+        let extra = match (id.contains("drgo"), *kind) {
+            (false, "ptp") => "masquerade",
+            (false, _) => "portmap",
+            (true, _) => "go-chain",
+        };
+        assert!(mentions(leaked, extra, id), "{extra} of {id}: {rep:#}");
+    }
+    assert!(mentions(leaked, "cache", &planted_cache_id), "{rep:#}");
+    assert!(mentions(leaked, "reservation", &planted_res_id), "{rep:#}");
+    // Nothing alive is listed at all, leaked or not.
+    for (_, _, id, _, _) in &live {
+        for l in [&rep["leaked"], &rep["unknownOwner"]] {
+            assert!(
+                !ids_of(l).iter().any(|(_, w)| w.contains(id.as_str())),
+                "live {id} listed: {rep:#}"
+            );
+        }
+    }
+    let fw_before = n.firewall();
+    for (id, _) in &leaked_ids {
+        if id.contains("drcbptp") || id.contains("drcbbr") {
+            assert!(fw_before.contains(id.as_str()), "{id} not in\n{fw_before}");
+        }
+    }
+
+    // --fix removes them, a second --fix finds nothing.
+    let (code, fixed) = n.doctor(&["--min-age", "0", "--fix"]);
+    assert_eq!(code, 0, "{fixed:#}");
+    assert_eq!(
+        fixed["removed"].as_array().unwrap().len(),
+        leaked.as_array().unwrap().len(),
+        "{fixed:#}"
+    );
+    let (code, again) = n.doctor(&["--min-age", "0", "--fix"]);
+    assert_eq!(code, 0, "{again:#}");
+    assert_eq!(again["leaked"], json!([]), "{again:#}");
+    assert_eq!(again["removed"], json!([]), "{again:#}");
+
+    let fw = n.firewall();
+    let res = n.reservations().join("\n");
+    for (id, _) in &leaked_ids {
+        assert!(!fw.contains(id.as_str()), "{id} still in\n{fw}");
+        assert!(!res.contains(id.as_str()), "{id} still in\n{res}");
+    }
+    assert!(!res.contains(&planted_res_id), "{res}");
+    // No CNI-<hash> chain of a dead Go container is left: only the live
+    // ones' (one per live Go container) and the shared CNI-HOSTPORT-*.
+    let chains: Vec<&str> = fw
+        .lines()
+        .filter(|l| l.starts_with(":CNI-") && !l.starts_with(":CNI-HOSTPORT-"))
+        .collect();
+    assert_eq!(chains.len(), 2, "{fw}");
+    let cached = tree(&results);
+    assert_eq!(cached.len(), live.len(), "{cached:?}");
+
+    // The live containers still answer, and their DEL works.
+    for (ns, net, id, ip, path) in &live {
+        assert!(n.node.ping(ip), "{id} at {ip} does not answer");
+        let r = n.tool(path, "del", net, id, &ns.path(), "{}");
+        assert_eq!(r.status, 0, "DEL {id}: {} {}", r.stdout, r.stderr);
+    }
+    let res = n.reservations();
+    assert!(res.is_empty(), "{res:?}");
+    let (code, end) = n.doctor(&["--min-age", "0"]);
+    assert_eq!((code, &end["leaked"]), (0, &json!([])), "{end:#}");
+}
+
+#[test]
+fn young_reservations_are_unknown_owner_never_removed() {
+    require_root!();
+    let n = TestNode::new();
+    let o = octet();
+    let dir = n.data.path().join("drnet");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("10.{o}.9.9"));
+    std::fs::write(&file, "young-one\r\neth0").unwrap();
+    let (code, rep) = n.doctor(&["--fix"]);
+    assert_eq!(code, 0, "{rep:#}");
+    assert!(
+        mentions(&rep["unknownOwner"], "reservation", "young-one"),
+        "{rep:#}"
+    );
+    assert!(file.exists());
+    // Old enough: leaked, removed through host-local's DEL.
+    let (code, rep) = n.doctor(&["--fix", "--min-age", "0"]);
+    assert_eq!(code, 0, "{rep:#}");
+    assert!(
+        mentions(&rep["removed"], "reservation", "young-one"),
+        "{rep:#}"
+    );
+    assert!(!file.exists());
+}
+
+#[test]
+fn bad_arguments_exit_2_and_help_exits_0() {
+    let run = |args: &[&str]| {
+        Command::new(cnibox())
+            .arg("doctor")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(run(&["--bogus"]).status.code(), Some(2));
+    assert_eq!(run(&["--min-age", "x"]).status.code(), Some(2));
+    assert_eq!(run(&["--cache-dir"]).status.code(), Some(2));
+    let h = run(&["--help"]);
+    assert_eq!(h.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&h.stdout).contains("--fix"));
+}
