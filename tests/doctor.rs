@@ -9,6 +9,7 @@ use common::*;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
+use std::time::Instant;
 
 const GO: &str = "/usr/lib/cni";
 
@@ -397,4 +398,178 @@ fn bad_arguments_exit_2_and_help_exits_0() {
     let h = run(&["--help"]);
     assert_eq!(h.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&h.stdout).contains("--fix"));
+}
+
+/// `doctor --fix` in a loop (default --min-age) while 100 ADD/CHECK/DELs
+/// run on two cnibox networks (ptp+ipMasq, bridge+portmap): every call
+/// succeeds, the doctor removes only the planted leaks, and the containers
+/// that live through it all keep their state.
+#[test]
+fn fix_in_a_loop_during_100_add_dels_removes_only_leaks() {
+    require_root!();
+    if !have_nft() {
+        skip(SkipKind::Tool, "nft not installed");
+        return;
+    }
+    let n = TestNode::new();
+    let o = octet();
+    let cb = bin_dir().display().to_string();
+    n.conflist(
+        "drcptp",
+        json!([{"type": "ptp", "ipMasq": true, "ipam": n.ipam(&format!("10.{o}.20.0/24"))}]),
+    );
+    n.conflist(
+        "drcbr",
+        json!([
+            {"type": "bridge", "bridge": "drcbr0", "isGateway": true, "ipam": n.ipam(&format!("10.{o}.21.0/24"))},
+            {"type": "portmap", "capabilities": {"portMappings": true}}
+        ]),
+    );
+    let cap = |port: u32| {
+        json!({"portMappings": [{"hostPort": port, "containerPort": 80, "protocol": "tcp"}]})
+            .to_string()
+    };
+    let nets = ["drcptp", "drcbr"];
+    // Survivors, and leaks planted before the storm (made old enough).
+    let mut keep = Vec::new();
+    let mut leak_ids = Vec::new();
+    for (i, net) in nets.iter().enumerate() {
+        for leak in [false, true] {
+            let ns = TestNs::new("drk");
+            let id = format!(
+                "{}-{net}-{}",
+                if leak { "leak" } else { "keep" },
+                unique("")
+            );
+            let r = n.tool(&cb, "add", net, &id, &ns.path(), &cap(19000 + i as u32));
+            assert_eq!(r.status, 0, "{} {}", r.stdout, r.stderr);
+            if leak {
+                leak_ids.push(id);
+            } else {
+                keep.push((ns, net.to_string(), id, first_ip(&r)));
+            }
+        }
+    }
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "find {} -type f -exec touch -d '1 hour ago' {{}} +",
+            n.data.str()
+        ))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let keep_res = n.reservations();
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    // Each cycling container's lifetime: from its ADD's end to its DEL's
+    // start, when nothing may remove its state.
+    let lives: std::sync::Mutex<Vec<(String, Instant, Instant)>> = Default::default();
+    let (removed, runs, failures) = std::thread::scope(|s| {
+        let doctor = s.spawn(|| {
+            let mut removed: Vec<(String, Instant, Instant)> = Vec::new();
+            let mut runs = 0;
+            let mut bad = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) || runs == 0 {
+                let start = Instant::now();
+                let (code, rep) = n.doctor(&["--fix"]);
+                let end = Instant::now();
+                runs += 1;
+                if code != 0 {
+                    bad.push(format!("{rep:#}"));
+                }
+                for f in rep["removed"].as_array().unwrap() {
+                    let what = format!("{} {} ({})", f["kind"], f["what"], f["why"]);
+                    removed.push((what, start, end));
+                }
+            }
+            (removed, runs, bad)
+        });
+        let workers: Vec<_> = (0..4)
+            .map(|w| {
+                let (n, cb, cap, lives) = (&n, &cb, &cap, &lives);
+                s.spawn(move || {
+                    let mut fails = Vec::new();
+                    for k in 0..25 {
+                        let net = nets[k % 2];
+                        let ns = TestNs::new("drw");
+                        let id = format!("cyc-{w}-{k}-{}", unique(""));
+                        let c = cap(19100 + (w * 25 + k) as u32);
+                        let mut added = None;
+                        for cmd in ["add", "check", "del"] {
+                            if cmd == "del" {
+                                if let Some(t) = added {
+                                    lives.lock().unwrap().push((id.clone(), t, Instant::now()));
+                                }
+                            }
+                            let r = n.tool(cb, cmd, net, &id, &ns.path(), &c);
+                            if r.status != 0 {
+                                fails.push(format!("{cmd} {id}: {} {}", r.stdout, r.stderr));
+                            } else if cmd == "add" {
+                                added = Some(Instant::now());
+                            }
+                        }
+                    }
+                    fails
+                })
+            })
+            .collect();
+        let failures: Vec<String> = workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (removed, runs, bad) = doctor.join().unwrap();
+        assert!(bad.is_empty(), "doctor --fix failed: {bad:?}");
+        (removed, runs, failures)
+    });
+    eprintln!("{runs} doctor runs, removed: {removed:#?}");
+    assert!(
+        failures.is_empty(),
+        "{} failures: {failures:#?}",
+        failures.len()
+    );
+    // Nothing of a container was removed by a doctor run that began and
+    // ended within its life; only a planted leak or the state of a
+    // container whose DEL was under way (what its DEL removes anyway).
+    let lives = lives.into_inner().unwrap();
+    assert_eq!(lives.len(), 100);
+    let keep_ids: Vec<&String> = keep.iter().map(|k| &k.2).collect();
+    for (r, start, end) in &removed {
+        assert!(
+            !keep_ids.iter().any(|k| r.contains(k.as_str())),
+            "removed a survivor's: {r}"
+        );
+        if leak_ids.iter().any(|l| r.contains(l.as_str())) {
+            continue;
+        }
+        let (id, born, dies) = lives
+            .iter()
+            .find(|(id, _, _)| r.contains(&format!("{id}/")) || r.contains(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("removed something unknown: {r}"));
+        assert!(
+            !(born < start && end < dies),
+            "removed {r} while {id} was alive throughout"
+        );
+    }
+    for l in &leak_ids {
+        assert!(
+            removed.iter().any(|r| r.0.contains(l.as_str())),
+            "{l} not removed: {removed:#?}"
+        );
+    }
+    // The survivors kept everything: reservations, rules, pings, DEL.
+    let res = n.reservations();
+    for (_, _, id, _) in &keep {
+        assert!(res.iter().any(|r| r.contains(id.as_str())), "{id}: {res:?}");
+        assert!(keep_res.iter().any(|r| r.contains(id.as_str())));
+    }
+    let fw = n.firewall();
+    for (ns, net, id, ip) in &keep {
+        assert!(fw.contains(id.as_str()), "rules of {id} gone:\n{fw}");
+        assert!(n.node.ping(ip), "{id} at {ip}");
+        let r = n.tool(&cb, "del", net, id, &ns.path(), &cap(19000));
+        assert_eq!(r.status, 0, "{} {}", r.stdout, r.stderr);
+    }
+    assert!(n.reservations().is_empty(), "{:?}", n.reservations());
 }
