@@ -45,7 +45,7 @@ fn verdict(live: &Live, owner: Option<&(String, String)>) -> Option<(Verdict, St
             "its name matches no attachment known on this node".into(),
         )),
         Some((_, id)) if live.is_alive_id(id) => None,
-        Some((net, id)) if live.dead.iter().any(|(_, d)| d == id) => Some((
+        Some((net, id)) if live.is_dead_id(id) => Some((
             Verdict::Leaked,
             format!("belongs to {id} on {net}, whose other state is leaked or netns gone"),
         )),

@@ -79,7 +79,7 @@ pub fn scan(data_dir: &Path, live: &mut Live, min_age: Duration, out: &mut Scan)
                 );
             }
             if verdict.is_leaked() {
-                live.dead.insert((net.clone(), id.clone()));
+                live.mark_dead(&net, &id);
             }
             let owner = if ifname.is_empty() {
                 id.clone()

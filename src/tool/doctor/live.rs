@@ -10,7 +10,7 @@ use crate::netlink::consts::AF_UNSPEC;
 use crate::netlink::Netlink;
 use crate::steps::netns::NetNs;
 use crate::tool::cache;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -49,6 +49,11 @@ pub struct Live {
     /// cnibox derive from (network, container ID) are matched against
     /// these.
     pub dead: BTreeSet<(String, String)>,
+    /// The IDs of `dead`, for quick lookups.
+    dead_ids: HashSet<String>,
+    /// ID -> the netns path of its cache entry, for those whose netns is
+    /// gone.
+    pub gone_ns: HashMap<String, String>,
     /// Every (network, container ID) pair met anywhere.
     pub known: BTreeSet<(String, String)>,
     pub errors: Vec<String>,
@@ -66,7 +71,12 @@ impl Live {
     }
 
     pub fn is_dead_id(&self, id: &str) -> bool {
-        self.dead.iter().any(|(_, c)| c == id)
+        self.dead_ids.contains(id)
+    }
+
+    pub fn mark_dead(&mut self, network: &str, id: &str) {
+        self.dead.insert((network.to_string(), id.to_string()));
+        self.dead_ids.insert(id.to_string());
     }
 }
 
@@ -130,6 +140,8 @@ pub fn gather(cache_dir: &Path, netns_dirs: &[PathBuf]) -> Live {
         cache: Vec::new(),
         alive_ids: HashSet::new(),
         dead: BTreeSet::new(),
+        dead_ids: HashSet::new(),
+        gone_ns: HashMap::new(),
         known: BTreeSet::new(),
         errors: Vec::new(),
     };
@@ -163,6 +175,8 @@ pub fn gather(cache_dir: &Path, netns_dirs: &[PathBuf]) -> Live {
                 live.known
                     .insert((at.network.clone(), at.container_id.clone()));
                 if state == NsState::Gone {
+                    live.gone_ns
+                        .insert(at.container_id.clone(), at.netns.clone());
                     live.dead
                         .insert((at.network.clone(), at.container_id.clone()));
                 } else {
@@ -177,5 +191,7 @@ pub fn gather(cache_dir: &Path, netns_dirs: &[PathBuf]) -> Live {
     // one by cache evidence alone: its container is running.
     let alive = live.alive_ids.clone();
     live.dead.retain(|(_, c)| !alive.contains(c));
+    live.dead_ids = live.dead.iter().map(|(_, c)| c.clone()).collect();
+    live.gone_ns.retain(|c, _| !alive.contains(c));
     live
 }

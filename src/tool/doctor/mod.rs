@@ -184,16 +184,8 @@ pub fn judge(live: &Live, id: Option<&str>, ips: &[IpAddr]) -> Option<(Verdict, 
         let _ = ip;
         return None;
     }
-    if let Some(id) = id.filter(|i| live.dead.iter().any(|(_, d)| d == i)) {
-        let ns = live
-            .cache
-            .iter()
-            .find(|a| a.container_id == id)
-            .map(|a| a.netns.as_str())
-            .unwrap_or("");
-        if !ns.is_empty() {
-            return Some((Verdict::Leaked, format!("netns {ns} is gone")));
-        }
+    if let Some(ns) = id.and_then(|i| live.gone_ns.get(i)) {
+        return Some((Verdict::Leaked, format!("netns {ns} is gone")));
     }
     if !ips.is_empty() && live.ips_complete {
         let list: Vec<String> = ips.iter().map(|i| i.to_string()).collect();

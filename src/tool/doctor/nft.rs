@@ -43,6 +43,7 @@ pub fn scan_masq(nl: &Netlink, live: &mut Live, out: &mut Scan) {
     out.inspected(Kind::Masquerade, rules.len());
     // One finding per attachment (a dual-stack one has two rules).
     let mut seen: BTreeMap<String, ()> = BTreeMap::new();
+    let mut net_hashes: std::collections::HashMap<String, String> = Default::default();
     for r in &rules {
         let Some(comment) = r.comment.as_deref() else {
             continue;
@@ -70,7 +71,14 @@ pub fn scan_masq(nl: &Netlink, live: &mut Live, out: &mut Scan) {
         if seen.insert(hash.to_string(), ()).is_some() {
             continue;
         }
-        let complete = mq::instance_hash(net, ifname, id) == hash;
+        // The network's half of the hash is the same for all its rules.
+        let net_hash = net_hashes
+            .entry(net.to_string())
+            .or_insert_with(|| mq::network_hash(net));
+        let complete = hash.split_once('-').is_some_and(|(n, a)| {
+            n == net_hash.as_str()
+                && a == crate::steps::masq::sha512_hex(&format!("{ifname}:{id}"), 16)
+        });
         let alive = live.is_alive_id(id) || (!complete && live.alive_id_prefix(id));
         let Some((mut verdict, mut why)) = (if alive {
             None
@@ -84,7 +92,7 @@ pub fn scan_masq(nl: &Netlink, live: &mut Live, out: &mut Scan) {
             why = "container ID cut short in the comment: cannot tear down by name".into();
         }
         if verdict.is_leaked() {
-            live.dead.insert((net.to_string(), id.to_string()));
+            live.mark_dead(net, id);
         }
         live.known.insert((net.to_string(), id.to_string()));
         out.push(Finding {
@@ -161,7 +169,7 @@ pub fn scan_portmap(nl: &Netlink, live: &mut Live, out: &mut Scan) {
             continue;
         };
         if verdict.is_leaked() {
-            live.dead.insert((String::new(), id.clone()));
+            live.mark_dead("", &id);
         }
         let to: Vec<String> = ips.iter().map(|i| i.to_string()).collect();
         out.push(Finding {
