@@ -377,6 +377,7 @@ struct Report<'a> {
 
 fn text(scan: &Scan, fixed: Option<&[&Finding]>, failed: &[String], ms: u128) -> String {
     let mut out = String::new();
+    let was_removed = |f: &Finding| fixed.is_some_and(|x| x.iter().any(|r| std::ptr::eq(*r, f)));
     let mut kinds: Vec<Kind> = scan.findings.iter().map(|f| f.kind).collect();
     kinds.sort();
     kinds.dedup();
@@ -388,6 +389,7 @@ fn text(scan: &Scan, fixed: Option<&[&Finding]>, failed: &[String], ms: u128) ->
             .map(|f| {
                 vec![
                     match f.verdict {
+                        Verdict::Leaked if was_removed(f) => "REMOVED".into(),
                         Verdict::Leaked => "LEAKED".into(),
                         Verdict::Unknown => "unknown owner".into(),
                     },
