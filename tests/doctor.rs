@@ -297,6 +297,7 @@ fn lists_every_leaked_object_and_nothing_alive_then_fix_removes_them() {
         };
         assert!(mentions(leaked, extra, id), "{extra} of {id}: {rep:#}");
     }
+    assert_eq!(rep["unknownOwner"], json!([]), "{rep:#}");
     assert!(mentions(leaked, "cache", &planted_cache_id), "{rep:#}");
     assert!(mentions(leaked, "reservation", &planted_res_id), "{rep:#}");
     // Nothing alive is listed at all, leaked or not.
@@ -381,6 +382,42 @@ fn young_reservations_are_unknown_owner_never_removed() {
         "{rep:#}"
     );
     assert!(!file.exists());
+}
+
+/// A host veth whose peer's netns is held by nothing doctor can see (a bind
+/// mount outside the netns dirs) is "unknown owner" and stays; shown the
+/// mount's directory, doctor accounts for it.
+#[test]
+fn veth_with_invisible_peer_is_unknown_owner_and_kept() {
+    require_root!();
+    let n = TestNode::new();
+    let hidden = TestNs::new("drhid");
+    let mounts = TempDir::new("dr-mnt");
+    let target = mounts.path().join("hidden");
+    std::fs::write(&target, "").unwrap();
+    let st = Command::new("mount")
+        .args(["--bind", &hidden.path(), &target.display().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    struct Umount(String);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _umount = Umount(target.display().to_string());
+    n.node.ip(&[
+        "link", "add", "drvh0", "type", "veth", "peer", "name", "drvc0",
+    ]);
+    n.node.ip(&["link", "set", "drvc0", "netns", &hidden.name]);
+    drop(hidden); // unbound from /run/netns; our mount keeps it alive
+    let (code, rep) = n.doctor(&["--fix"]);
+    assert_eq!(code, 0, "{rep:#}");
+    assert!(mentions(&rep["unknownOwner"], "veth", "drvh0"), "{rep:#}");
+    assert!(n.node.link_names().contains(&"drvh0".to_string()));
+    let (_, rep) = n.doctor(&["--netns-dir", &mounts.str()]);
+    assert!(!mentions(&rep["unknownOwner"], "veth", "drvh0"), "{rep:#}");
 }
 
 #[test]

@@ -134,6 +134,34 @@ pub fn scan_ifbs(rt: &Netlink, live: &mut Live, out: &mut Scan) {
             return;
         }
     };
+    // Host veth ends whose peer is in no namespace we can see: the peer's
+    // namespace is held by something invisible from here (a veth pair
+    // dies with either end, so "peer gone" means exactly that). Never
+    // removed: the container may be running.
+    let veths: Vec<&crate::netlink::link::Link> = links
+        .iter()
+        .filter(|l| l.kind == "veth" && l.link_netnsid.is_some())
+        .collect();
+    out.inspected(Kind::Veth, veths.len());
+    for v in veths {
+        if v.link_netnsid.is_some_and(|id| live.nsids.contains(&id)) {
+            continue;
+        }
+        out.push(Finding {
+            kind: Kind::Veth,
+            what: v.name.clone(),
+            place: "host".into(),
+            by: "?",
+            verdict: Verdict::Unknown,
+            why: format!(
+                "its peer is in netns id {} here, neither bound under the netns dirs nor held by a process",
+                v.link_netnsid.unwrap_or(-1)
+            ),
+            fix: Fix::None,
+            owner: None,
+            ips: Vec::new(),
+        });
+    }
     let ifbs: Vec<String> = links
         .into_iter()
         .filter(|l| l.kind == "ifb" && l.name.starts_with("bwp"))

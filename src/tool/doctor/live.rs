@@ -56,6 +56,9 @@ pub struct Live {
     pub gone_ns: HashMap<String, String>,
     /// Every (network, container ID) pair met anywhere.
     pub known: BTreeSet<(String, String)>,
+    /// The ids this namespace gives the live namespaces (a veth names its
+    /// peer's namespace by such an id).
+    pub nsids: HashSet<i32>,
     pub errors: Vec<String>,
 }
 
@@ -111,14 +114,17 @@ fn namespaces(netns_dirs: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-fn addresses_in(path: &Path) -> Result<Vec<IpAddr>, String> {
+/// The addresses of a namespace, and the id `here` (a socket in this
+/// namespace) gives it.
+fn look_into(path: &Path, here: Option<&Netlink>) -> Result<(Vec<IpAddr>, Option<i32>), String> {
     let p = path.to_string_lossy();
     let ns = NetNs::open(&p).map_err(|e| e.to_string())?;
     let addrs = ns
         .run(|| Netlink::route().and_then(|nl| nl.addrs(0, AF_UNSPEC)))
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    Ok(addrs.into_iter().map(|a| a.net.addr()).collect())
+    let nsid = here.and_then(|h| h.nsid_of_fd(ns.fd()).ok().flatten());
+    Ok((addrs.into_iter().map(|a| a.net.addr()).collect(), nsid))
 }
 
 fn ns_state(path: &str) -> NsState {
@@ -141,15 +147,20 @@ pub fn gather(cache_dir: &Path, netns_dirs: &[PathBuf]) -> Live {
         alive_ids: HashSet::new(),
         dead: BTreeSet::new(),
         dead_ids: HashSet::new(),
+        nsids: HashSet::new(),
         gone_ns: HashMap::new(),
         known: BTreeSet::new(),
         errors: Vec::new(),
     };
     let nss = namespaces(netns_dirs);
     live.namespaces = nss.len();
+    let here = Netlink::route().ok();
     for p in &nss {
-        match addresses_in(p) {
-            Ok(a) => live.ips.extend(a),
+        match look_into(p, here.as_ref()) {
+            Ok((a, nsid)) => {
+                live.ips.extend(a);
+                live.nsids.extend(nsid);
+            }
             // A process that exited meanwhile: its namespace went with it
             // (or is still seen through another path).
             Err(_) if !p.exists() => {}
