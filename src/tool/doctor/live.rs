@@ -50,7 +50,7 @@ pub struct Live {
     /// these.
     pub dead: BTreeSet<(String, String)>,
     /// The IDs of `dead`, for quick lookups.
-    dead_ids: HashSet<String>,
+    pub(super) dead_ids: HashSet<String>,
     /// ID -> the netns path of its cache entry, for those whose netns is
     /// gone.
     pub gone_ns: HashMap<String, String>,

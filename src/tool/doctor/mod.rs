@@ -504,3 +504,6 @@ pub fn main(args: &[OsString]) -> i32 {
     }
     status
 }
+
+#[cfg(test)]
+mod tests;

@@ -251,3 +251,25 @@ pub fn scan_spoofchk(nl: &Netlink, rt: &Netlink, live: &mut Live, out: &mut Scan
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masquerade_comments_as_the_plugins_write_them() {
+        let c = mq::comment("net1", "eth0", "abc");
+        let c = String::from_utf8(c).unwrap();
+        let (hash, net, ifname, id) = parse_masq_comment(&c).unwrap();
+        assert_eq!((net, ifname, id), ("net1", "eth0", "abc"));
+        assert_eq!(hash, mq::instance_hash("net1", "eth0", "abc"));
+        assert!(parse_masq_comment("something else").is_none());
+    }
+
+    #[test]
+    fn addresses_from_4_or_16_bytes_only() {
+        assert_eq!(ip_of(&[10, 0, 0, 1]), Some("10.0.0.1".parse().unwrap()));
+        assert!(ip_of(&[0; 16]).unwrap().is_ipv6());
+        assert_eq!(ip_of(&[0, 80]), None);
+    }
+}
