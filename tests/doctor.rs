@@ -420,6 +420,55 @@ fn veth_with_invisible_peer_is_unknown_owner_and_kept() {
     assert!(!mentions(&rep["unknownOwner"], "veth", "drvh0"), "{rep:#}");
 }
 
+/// bandwidth's ifb (`bwp` + 12 hex of sha512(network + ID)) and tuning's
+/// backup file (`<ID>_<ifname>.json`) of a container whose cache entry
+/// names a gone netns are leaked and removed; an ifb matching no known
+/// attachment is unknown owner and stays.
+#[test]
+fn ifb_and_tuning_backup_of_a_dead_container() {
+    require_root!();
+    require_link_kind!("ifb");
+    let n = TestNode::new();
+    let id = format!("deadbw-{}", unique(""));
+    let results = n.cache.path().join("results");
+    std::fs::create_dir_all(&results).unwrap();
+    std::fs::write(
+        results.join(format!("bwnet-{id}-eth0")),
+        json!({"kind": "cniCacheV1", "containerId": id, "ifName": "eth0",
+               "networkName": "bwnet", "netns": "/run/netns/drgone-bw",
+               "config": "e30=", "result": {"cniVersion": "1.0.0"}})
+        .to_string(),
+    )
+    .unwrap();
+    use sha2::{Digest, Sha512};
+    let hex: String = Sha512::digest(format!("bwnet{id}").as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let ifb = format!("bwp{}", &hex[..12]);
+    n.node.ip(&["link", "add", &ifb, "type", "ifb"]);
+    n.node
+        .ip(&["link", "add", "bwp000000000000", "type", "ifb"]);
+    let backup = n.tuning.path().join(format!("{id}_eth0.json"));
+    std::fs::write(&backup, "{}").unwrap();
+
+    let (code, rep) = n.doctor(&[]);
+    assert_eq!(code, 1, "{rep:#}");
+    assert!(mentions(&rep["leaked"], "ifb", &ifb), "{rep:#}");
+    assert!(mentions(&rep["leaked"], "tuning", &id), "{rep:#}");
+    assert!(
+        mentions(&rep["unknownOwner"], "ifb", "bwp000000000000"),
+        "{rep:#}"
+    );
+    let (code, rep) = n.doctor(&["--fix"]);
+    assert_eq!(code, 0, "{rep:#}");
+    let links = n.node.link_names();
+    assert!(!links.contains(&ifb), "{links:?}");
+    assert!(links.contains(&"bwp000000000000".to_string()), "{links:?}");
+    assert!(!backup.exists());
+    assert!(!results.join(format!("bwnet-{id}-eth0")).exists());
+}
+
 #[test]
 fn bad_arguments_exit_2_and_help_exits_0() {
     let run = |args: &[&str]| {
@@ -561,6 +610,7 @@ fn fix_in_a_loop_during_100_add_dels_removes_only_leaks() {
         (removed, runs, failures)
     });
     eprintln!("{runs} doctor runs, removed: {removed:#?}");
+    assert!(runs >= 2, "the doctor loop did not overlap the ADD/DELs");
     assert!(
         failures.is_empty(),
         "{} failures: {failures:#?}",

@@ -8,7 +8,7 @@
 
 use crate::netlink::consts::AF_UNSPEC;
 use crate::netlink::Netlink;
-use crate::steps::netns::NetNs;
+use crate::steps::netns::{NetNs, NsError};
 use crate::tool::cache;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
@@ -118,7 +118,13 @@ fn namespaces(netns_dirs: &[PathBuf]) -> Vec<PathBuf> {
 /// namespace) gives it.
 fn look_into(path: &Path, here: Option<&Netlink>) -> Result<(Vec<IpAddr>, Option<i32>), String> {
     let p = path.to_string_lossy();
-    let ns = NetNs::open(&p).map_err(|e| e.to_string())?;
+    let ns = match NetNs::open(&p) {
+        Ok(ns) => ns,
+        // Gone, or a file under a netns dir with nothing mounted on it (an
+        // `ip netns add` or `del` half way): no namespace to look into.
+        Err(NsError::NotExist(_) | NsError::NotNs(_)) => return Ok((Vec::new(), None)),
+        Err(e) => return Err(e.to_string()),
+    };
     let addrs = ns
         .run(|| Netlink::route().and_then(|nl| nl.addrs(0, AF_UNSPEC)))
         .map_err(|e| e.to_string())?

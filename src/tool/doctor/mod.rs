@@ -53,7 +53,8 @@ options:
                      in progress: unknown owner (default 30)
 
 exit status: 0 nothing leaked (or --fix removed it all), 1 leaks found
-(or some could not be removed), 2 the node could not be inspected.
+(or some could not be removed), 2 none found but some of the node could not
+be inspected (the warnings say what), or it could not be inspected at all.
 ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -479,10 +480,13 @@ pub fn main(args: &[OsString]) -> i32 {
             }
         }
     }
-    let status = if o.fix {
-        i32::from(!failed.is_empty())
+    // Leaks (left) first; else a part that could not be looked at.
+    let status = if (o.fix && !failed.is_empty()) || (!o.fix && !leaked.is_empty()) {
+        1
+    } else if !scan.errors.is_empty() {
+        2
     } else {
-        i32::from(!leaked.is_empty())
+        0
     };
     if o.json {
         let r = Report {
