@@ -469,6 +469,38 @@ fn ifb_and_tuning_backup_of_a_dead_container() {
     assert!(!results.join(format!("bwnet-{id}-eth0")).exists());
 }
 
+/// host-local's DEL releases every address of an owner, so one address
+/// still configured somewhere keeps all of them (a dual-stack container
+/// whose IPv6 address is gone is still alive).
+#[test]
+fn one_address_in_use_keeps_all_of_its_owners_reservations() {
+    require_root!();
+    let n = TestNode::new();
+    let o = octet();
+    let dir = n.data.path().join("drnet");
+    std::fs::create_dir_all(&dir).unwrap();
+    let used = format!("10.{o}.8.8");
+    let other = "fd00:d0c::8";
+    for ip in [used.as_str(), other] {
+        std::fs::write(dir.join(ip), "half-alive\r\neth0").unwrap();
+    }
+    n.node
+        .ip(&["addr", "add", &format!("{used}/32"), "dev", "lo"]);
+    let (code, rep) = n.doctor(&["--fix", "--min-age", "0"]);
+    assert_eq!(code, 0, "{rep:#}");
+    assert_eq!(rep["removed"], json!([]), "{rep:#}");
+    assert!(dir.join(&used).exists() && dir.join(other).exists());
+    n.node
+        .ip(&["addr", "del", &format!("{used}/32"), "dev", "lo"]);
+    let (code, rep) = n.doctor(&["--fix", "--min-age", "0"]);
+    assert_eq!(code, 0, "{rep:#}");
+    assert!(
+        mentions(&rep["removed"], "reservation", "half-alive"),
+        "{rep:#}"
+    );
+    assert!(!dir.join(&used).exists() && !dir.join(other).exists());
+}
+
 #[test]
 fn bad_arguments_exit_2_and_help_exits_0() {
     let run = |args: &[&str]| {

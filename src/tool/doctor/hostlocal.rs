@@ -8,6 +8,7 @@
 
 use super::{judge, Finding, Fix, Kind, Scan};
 use crate::tool::doctor::live::Live;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -63,12 +64,25 @@ pub fn scan(data_dir: &Path, live: &mut Live, min_age: Duration, out: &mut Scan)
         }
         found.sort_by_key(|f| (f.0.is_ipv6(), f.0));
         out.inspected(Kind::Reservation, found.len());
+        // One judgment per owner: host-local's DEL releases all its
+        // addresses at once, so one of them in use keeps them all.
+        let mut owners: BTreeMap<(String, String), (Vec<IpAddr>, Option<Duration>)> =
+            BTreeMap::new();
         for (ip, id, ifname, age) in found {
             if id.is_empty() {
                 continue;
             }
+            let e = owners.entry((id, ifname)).or_insert((Vec::new(), age));
+            e.0.push(ip);
+            // The youngest file decides.
+            e.1 = match (e.1, age) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                _ => None,
+            };
+        }
+        for ((id, ifname), (ips, age)) in owners {
             live.known.insert((net.clone(), id.clone()));
-            let Some((mut verdict, mut why)) = judge(live, Some(&id), &[ip]) else {
+            let Some((mut verdict, mut why)) = judge(live, Some(&id), &ips) else {
                 continue;
             };
             if age.is_none_or(|a| a < min_age) && verdict.is_leaked() {
@@ -86,15 +100,16 @@ pub fn scan(data_dir: &Path, live: &mut Live, min_age: Duration, out: &mut Scan)
             } else {
                 format!("{id}/{ifname}")
             };
+            let list: Vec<String> = ips.iter().map(|i| i.to_string()).collect();
             out.push(Finding {
                 kind: Kind::Reservation,
-                what: format!("{ip} held by {owner}"),
+                what: format!("{} held by {owner}", list.join(",")),
                 place: dir.display().to_string(),
                 by: "cnibox or Go",
                 verdict,
                 why,
                 owner: Some(id.clone()),
-                ips: vec![ip],
+                ips,
                 fix: Fix::HostLocal {
                     data_dir: data_dir.to_path_buf(),
                     network: net.clone(),
@@ -119,20 +134,22 @@ pub fn release(data_dir: &Path, network: &str, id: &str, ifname: &str) -> Result
         "ipam": {"type": "host-local", "dataDir": data_dir.display().to_string()},
     })
     .to_string();
-    let exe = std::fs::read_link("/proc/self/exe").map_err(|e| format!("/proc/self/exe: {e}"))?;
-    let mut child = Command::new(&exe)
+    // /proc/self/exe, not the path it links to: the binary may have been
+    // replaced since we started.
+    let mut child = Command::new("/proc/self/exe")
         .arg0("host-local")
         .env_clear()
         .env("CNI_COMMAND", "DEL")
         .env("CNI_CONTAINERID", id)
         .env("CNI_NETNS", "")
+        // Required by the skeleton; host-local delegates to nothing.
+        .env("CNI_PATH", "/")
         // Legacy files name no interface; host-local's DEL then releases
         // by container ID alone, whatever the interface.
         .env(
             "CNI_IFNAME",
             if ifname.is_empty() { "eth0" } else { ifname },
         )
-        .env("CNI_PATH", exe.parent().unwrap_or(Path::new("/")))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

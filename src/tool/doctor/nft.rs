@@ -23,6 +23,14 @@ fn ip_of(data: &[u8]) -> Option<IpAddr> {
     }
 }
 
+/// The source address of a `masq_checks` rule (its first address match).
+fn saddr(r: &Rule) -> Option<IpAddr> {
+    r.exprs.iter().find_map(|e| match e {
+        Expr::Cmp { data, .. } => ip_of(data),
+        _ => None,
+    })
+}
+
 /// `<hash>, net: N, if: I, id: C` (cut at 128 bytes).
 fn parse_masq_comment(c: &str) -> Option<(&str, &str, &str, &str)> {
     let (hash, rest) = c.split_once(", net: ")?;
@@ -41,19 +49,26 @@ pub fn scan_masq(nl: &Netlink, live: &mut Live, out: &mut Scan) {
         }
     };
     out.inspected(Kind::Masquerade, rules.len());
-    // One finding per attachment (a dual-stack one has two rules).
+    // One finding per attachment (a dual-stack one has two rules), judged
+    // on all its addresses.
     let mut seen: BTreeMap<String, ()> = BTreeMap::new();
     let mut net_hashes: std::collections::HashMap<String, String> = Default::default();
+    let mut addrs: std::collections::HashMap<&[u8], Vec<IpAddr>> = Default::default();
     for r in &rules {
-        let Some(comment) = r.comment.as_deref() else {
+        let (Some(c), Some(ip)) = (r.comment.as_deref(), saddr(r)) else {
             continue;
         };
-        let comment = String::from_utf8_lossy(comment).into_owned();
-        let saddr = r.exprs.iter().find_map(|e| match e {
-            Expr::Cmp { data, .. } => ip_of(data),
-            _ => None,
-        });
-        let ips: Vec<IpAddr> = saddr.into_iter().collect();
+        addrs.entry(c.get(..33).unwrap_or(c)).or_default().push(ip);
+    }
+    for r in &rules {
+        let Some(raw) = r.comment.as_deref() else {
+            continue;
+        };
+        let comment = String::from_utf8_lossy(raw).into_owned();
+        let ips: Vec<IpAddr> = addrs
+            .get(raw.get(..33).unwrap_or(raw))
+            .cloned()
+            .unwrap_or_default();
         let Some((hash, net, ifname, id)) = parse_masq_comment(&comment) else {
             out.push(Finding {
                 kind: Kind::Masquerade,
@@ -99,7 +114,10 @@ pub fn scan_masq(nl: &Netlink, live: &mut Live, out: &mut Scan) {
             kind: Kind::Masquerade,
             what: format!(
                 "{} from {}/{}",
-                ips.first().map(|i| i.to_string()).unwrap_or_default(),
+                ips.iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
                 id,
                 ifname
             ),
