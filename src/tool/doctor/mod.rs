@@ -12,6 +12,7 @@ mod hashed;
 mod hostlocal;
 mod live;
 mod nft;
+mod output;
 
 use crate::cni::json;
 use crate::netlink::Netlink;
@@ -363,75 +364,6 @@ fn remove_file(p: &Path) -> Result<(), String> {
     }
 }
 
-#[derive(Serialize)]
-struct Report<'a> {
-    leaked: Vec<&'a Finding>,
-    #[serde(rename = "unknownOwner")]
-    unknown: Vec<&'a Finding>,
-    inspected: BTreeMap<Kind, usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    removed: Option<Vec<&'a Finding>>,
-    #[serde(rename = "notRemoved", skip_serializing_if = "Vec::is_empty")]
-    not_removed: Vec<String>,
-    errors: &'a [String],
-    #[serde(rename = "elapsedMs")]
-    elapsed_ms: u128,
-}
-
-fn text(scan: &Scan, fixed: Option<&[&Finding]>, failed: &[String], ms: u128) -> String {
-    let mut out = String::new();
-    let was_removed = |f: &Finding| fixed.is_some_and(|x| x.iter().any(|r| std::ptr::eq(*r, f)));
-    let mut kinds: Vec<Kind> = scan.findings.iter().map(|f| f.kind).collect();
-    kinds.sort();
-    kinds.dedup();
-    for k in kinds {
-        let rows: Vec<Vec<String>> = scan
-            .findings
-            .iter()
-            .filter(|f| f.kind == k)
-            .map(|f| {
-                vec![
-                    match f.verdict {
-                        Verdict::Leaked if was_removed(f) => "REMOVED".into(),
-                        Verdict::Leaked => "LEAKED".into(),
-                        Verdict::Unknown => "unknown owner".into(),
-                    },
-                    f.what.clone(),
-                    f.place.clone(),
-                    f.by.to_string(),
-                    f.why.clone(),
-                ]
-            })
-            .collect();
-        out.push_str(&format!("== {} ({})\n", k.label(), rows.len()));
-        out.push_str(&crate::tool::ls::table(
-            &["STATE", "WHAT", "WHERE", "MADE BY", "WHY"],
-            &rows,
-        ));
-        out.push('\n');
-    }
-    let leaked = scan
-        .findings
-        .iter()
-        .filter(|f| f.verdict.is_leaked())
-        .count();
-    let unknown = scan.findings.len() - leaked;
-    let inspected: usize = scan.inspected.values().sum();
-    out.push_str(&format!(
-        "{leaked} leaked, {unknown} unknown owner, {inspected} objects inspected in {ms} ms\n"
-    ));
-    if let Some(fixed) = fixed {
-        out.push_str(&format!("removed {} leaked object(s)\n", fixed.len()));
-        for f in failed {
-            out.push_str(&format!("not removed: {f}\n"));
-        }
-    }
-    for e in &scan.errors {
-        out.push_str(&format!("warning: {e}\n"));
-    }
-    out
-}
-
 pub fn main(args: &[OsString]) -> i32 {
     let o = match parse(args) {
         Ok(Some(o)) => o,
@@ -489,7 +421,7 @@ pub fn main(args: &[OsString]) -> i32 {
         0
     };
     if o.json {
-        let r = Report {
+        let r = output::Report {
             leaked: leaked.clone(),
             unknown: scan
                 .findings
@@ -504,7 +436,10 @@ pub fn main(args: &[OsString]) -> i32 {
         };
         println!("{}", json::to_go_pretty(&r));
     } else {
-        print!("{}", text(&scan, o.fix.then_some(&fixed[..]), &failed, ms));
+        print!(
+            "{}",
+            output::text(&scan, o.fix.then_some(&fixed[..]), &failed, ms)
+        );
     }
     status
 }
