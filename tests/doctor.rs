@@ -86,17 +86,24 @@ impl TestNode {
         }
     }
 
-    fn doctor(&self, extra: &[&str]) -> (i32, Value) {
-        let out = Command::new(ip_path())
+    /// `cnibox doctor` inside the node, on the node's own dirs.
+    fn run_doctor(&self, args: &[&str]) -> std::process::Output {
+        Command::new(ip_path())
             .args(["netns", "exec", &self.node.name])
             .arg(cnibox())
-            .args(["doctor", "--json"])
+            .arg("doctor")
             .args(["--cache-dir", &self.cache.str()])
             .args(["--data-dir", &self.data.str()])
             .args(["--tuning-dir", &self.tuning.str()])
-            .args(extra)
+            .args(args)
             .output()
-            .unwrap();
+            .unwrap()
+    }
+
+    fn doctor(&self, extra: &[&str]) -> (i32, Value) {
+        let mut args = vec!["--json"];
+        args.extend_from_slice(extra);
+        let out = self.run_doctor(&args);
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!(
                 "doctor output not JSON ({e}): {}\n{}",
@@ -108,17 +115,30 @@ impl TestNode {
     }
 
     fn doctor_text(&self, extra: &[&str]) -> String {
-        let out = Command::new(ip_path())
-            .args(["netns", "exec", &self.node.name])
-            .arg(cnibox())
-            .arg("doctor")
-            .args(["--cache-dir", &self.cache.str()])
-            .args(["--data-dir", &self.data.str()])
-            .args(["--tuning-dir", &self.tuning.str()])
-            .args(extra)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        String::from_utf8_lossy(&self.run_doctor(extra).stdout).into_owned()
+    }
+
+    /// host-local's directory for network `net` (made).
+    fn store(&self, net: &str) -> std::path::PathBuf {
+        let dir = self.data.path().join(net);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A libcni cache entry for (net, id, eth0) naming `netns`; returns the
+    /// cache's results directory.
+    fn plant_cache(&self, net: &str, id: &str, netns: &str) -> std::path::PathBuf {
+        let results = self.cache.path().join("results");
+        std::fs::create_dir_all(&results).unwrap();
+        std::fs::write(
+            results.join(format!("{net}-{id}-eth0")),
+            json!({"kind": "cniCacheV1", "containerId": id, "ifName": "eth0",
+                   "networkName": net, "netns": netns,
+                   "config": "e30=", "result": {"cniVersion": "0.4.0"}})
+            .to_string(),
+        )
+        .unwrap();
+        results
     }
 
     /// Everything iptables-nft and nft show in the node.
@@ -262,15 +282,7 @@ fn lists_every_leaked_object_and_nothing_alive_then_fix_removes_them() {
     }
     // Planted: a cache entry whose netns is gone, a reservation nobody holds.
     let planted_cache_id = format!("planted-cache-{}", unique(""));
-    let results = n.cache.path().join("results");
-    std::fs::write(
-        results.join(format!("drcbptp-{planted_cache_id}-eth0")),
-        json!({"kind": "cniCacheV1", "containerId": planted_cache_id, "ifName": "eth0",
-               "networkName": "drcbptp", "netns": "/run/netns/drgone-planted",
-               "config": "e30=", "result": {"cniVersion": "0.4.0"}})
-        .to_string(),
-    )
-    .unwrap();
+    let results = n.plant_cache("drcbptp", &planted_cache_id, "/run/netns/drgone-planted");
     let planted_res_id = format!("planted-res-{}", unique(""));
     std::fs::write(
         n.data.path().join(format!("drcbptp/10.{o}.1.200")),
@@ -363,8 +375,7 @@ fn young_reservations_are_unknown_owner_never_removed() {
     require_root!();
     let n = TestNode::new();
     let o = octet();
-    let dir = n.data.path().join("drnet");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = n.store("drnet");
     let file = dir.join(format!("10.{o}.9.9"));
     std::fs::write(&file, "young-one\r\neth0").unwrap();
     let (code, rep) = n.doctor(&["--fix"]);
@@ -430,16 +441,7 @@ fn ifb_and_tuning_backup_of_a_dead_container() {
     require_link_kind!("ifb");
     let n = TestNode::new();
     let id = format!("deadbw-{}", unique(""));
-    let results = n.cache.path().join("results");
-    std::fs::create_dir_all(&results).unwrap();
-    std::fs::write(
-        results.join(format!("bwnet-{id}-eth0")),
-        json!({"kind": "cniCacheV1", "containerId": id, "ifName": "eth0",
-               "networkName": "bwnet", "netns": "/run/netns/drgone-bw",
-               "config": "e30=", "result": {"cniVersion": "1.0.0"}})
-        .to_string(),
-    )
-    .unwrap();
+    let results = n.plant_cache("bwnet", &id, "/run/netns/drgone-bw");
     use sha2::{Digest, Sha512};
     let hex: String = Sha512::digest(format!("bwnet{id}").as_bytes())
         .iter()
@@ -477,8 +479,7 @@ fn one_address_in_use_keeps_all_of_its_owners_reservations() {
     require_root!();
     let n = TestNode::new();
     let o = octet();
-    let dir = n.data.path().join("drnet");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = n.store("drnet");
     let used = format!("10.{o}.8.8");
     let other = "fd00:d0c::8";
     for ip in [used.as_str(), other] {

@@ -18,6 +18,14 @@ fn live() -> Live {
     }
 }
 
+/// What a scan found, and its verdict, in order.
+fn verdicts(s: &Scan) -> Vec<(String, Verdict)> {
+    s.findings
+        .iter()
+        .map(|f| (f.what.clone(), f.verdict))
+        .collect()
+}
+
 #[test]
 fn alive_by_id_or_by_address() {
     let l = live();
@@ -73,11 +81,7 @@ fn cache_entries_alive_gone_or_unknown() {
     ];
     let mut s = Scan::default();
     files::scan_cache(&l, &mut s);
-    let got: Vec<(String, Verdict)> = s
-        .findings
-        .iter()
-        .map(|f| (f.what.clone(), f.verdict))
-        .collect();
+    let got = verdicts(&s);
     assert_eq!(
         got,
         vec![
@@ -104,11 +108,7 @@ fn tuning_backups_of_dead_alive_and_unknown_containers() {
     let mut s = Scan::default();
     files::scan_tuning(&dir, &l, &mut s);
     let _ = std::fs::remove_dir_all(&dir);
-    let got: Vec<(String, Verdict)> = s
-        .findings
-        .iter()
-        .map(|f| (f.what.clone(), f.verdict))
-        .collect();
+    let got = verdicts(&s);
     assert_eq!(
         got,
         vec![
