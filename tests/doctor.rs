@@ -235,7 +235,7 @@ fn lists_every_leaked_object_and_nothing_alive_then_fix_removes_them() {
         ("drcbbr", cb.as_str(), "bridge"),
         ("drgobr", GO, "bridge"),
     ];
-    for (i, (name, _, kind)) in nets.iter().enumerate() {
+    for (i, (name, path, kind)) in nets.iter().enumerate() {
         let subnet = format!("10.{o}.{}.0/24", i + 1);
         if *kind == "ptp" {
             n.conflist(
@@ -246,7 +246,11 @@ fn lists_every_leaked_object_and_nothing_alive_then_fix_removes_them() {
             n.conflist(
                 name,
                 json!([
-                    {"type": "bridge", "bridge": format!("{name}0"), "isGateway": true, "ipam": n.ipam(&subnet)},
+                    {"type": "bridge", "bridge": format!("{name}0"), "isGateway": true,
+                     // cnibox's spoof check (nf_tables over netlink); Go's
+                     // 1.1.1 would need the nft binary on its PATH.
+                     "macspoofchk": path == &cb.as_str(),
+                     "ipam": n.ipam(&subnet)},
                     {"type": "portmap", "capabilities": {"portMappings": true}}
                 ]),
             );
@@ -308,6 +312,12 @@ fn lists_every_leaked_object_and_nothing_alive_then_fix_removes_them() {
             (true, _) => "go-chain",
         };
         assert!(mentions(leaked, extra, id), "{extra} of {id}: {rep:#}");
+        if id.contains("drcbbr") {
+            assert!(
+                mentions(leaked, "spoof-check", id),
+                "spoof check of {id}: {rep:#}"
+            );
+        }
     }
     assert_eq!(rep["unknownOwner"], json!([]), "{rep:#}");
     assert!(mentions(leaked, "cache", &planted_cache_id), "{rep:#}");
