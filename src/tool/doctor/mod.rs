@@ -270,6 +270,20 @@ fn inspect(o: &Opts) -> Result<Scan, String> {
         errors: std::mem::take(&mut live.errors),
         ..Default::default()
     };
+    // Every kind is in the totals, also when none of it exists.
+    for k in [
+        Kind::Reservation,
+        Kind::Masquerade,
+        Kind::Portmap,
+        Kind::SpoofCheck,
+        Kind::GoChain,
+        Kind::Veth,
+        Kind::Ifb,
+        Kind::Tuning,
+        Kind::Cache,
+    ] {
+        scan.inspected(k, 0);
+    }
     let rt = Netlink::route().map_err(|e| format!("rtnetlink: {e}"))?;
     let nl = masq::netfilter_socket().map_err(|e| e.msg)?;
     // Evidence by address first: what these find dead makes the objects
