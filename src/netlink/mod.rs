@@ -13,6 +13,7 @@ pub mod link;
 pub mod link_ext;
 pub mod neigh;
 pub mod nftables;
+pub mod nsid;
 pub mod route;
 pub mod rule;
 pub mod socket;
