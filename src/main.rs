@@ -9,6 +9,7 @@
 
 mod applets;
 mod cni;
+mod gorpc;
 mod ipam;
 mod netlink;
 mod plugins;
