@@ -9,6 +9,7 @@
 
 mod applets;
 mod cni;
+mod dhcp;
 mod gorpc;
 mod ipam;
 mod netlink;

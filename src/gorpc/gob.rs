@@ -93,7 +93,6 @@ impl Value {
 /// A Go type as the encoder describes it.
 #[derive(Debug)]
 pub enum Ty {
-    Bool,
     Int,
     Uint,
     Bytes,
@@ -161,7 +160,6 @@ impl Encoder {
 
     fn builtin(ty: &Ty) -> Option<i64> {
         Some(match ty {
-            Ty::Bool => ID_BOOL,
             Ty::Int => ID_INT,
             Ty::Uint => ID_UINT,
             Ty::Bytes => ID_BYTES,
@@ -296,7 +294,6 @@ fn is_zero(ty: &Ty, v: &Value) -> bool {
 
 fn encode_value(out: &mut Vec<u8>, ty: &Ty, v: &Value) {
     match (ty, v) {
-        (Ty::Bool, Value::Bool(b)) => put_uint(out, *b as u64),
         (Ty::Int, Value::Int(i)) => put_int(out, *i),
         (Ty::Uint, Value::Uint(u)) => put_uint(out, *u),
         (Ty::Bytes, Value::Bytes(b)) => put_str(out, b),
@@ -321,7 +318,7 @@ fn encode_value(out: &mut Vec<u8>, ty: &Ty, v: &Value) {
             out.push(0);
         }
         // A value of the wrong shape encodes as the type's zero value.
-        (Ty::Bool | Ty::Int | Ty::Uint, _) => out.push(0),
+        (Ty::Int | Ty::Uint, _) => out.push(0),
         (Ty::Bytes | Ty::String | Ty::Slice { .. }, _) => out.push(0),
     }
 }
@@ -401,7 +398,10 @@ impl Buf<'_> {
     }
 
     /// Walk a struct's field deltas, calling `f` with each field index.
-    fn each_field(&mut self, mut f: impl FnMut(&mut Self, i64) -> io::Result<()>) -> io::Result<()> {
+    fn each_field(
+        &mut self,
+        mut f: impl FnMut(&mut Self, i64) -> io::Result<()>,
+    ) -> io::Result<()> {
         let mut field = -1i64;
         loop {
             let delta = self.uint()?;

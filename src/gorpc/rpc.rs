@@ -64,7 +64,10 @@ fn read_header(r: &mut impl Read) -> io::Result<String> {
     let mut b = [0u8; 1];
     while !(buf.ends_with(b"\n\n") || buf.ends_with(b"\r\n\r\n")) {
         if buf.len() > MAX_HEADER {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "HTTP header too long"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "HTTP header too long",
+            ));
         }
         if r.read(&mut b)? == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());

@@ -84,7 +84,10 @@ fn allocate_request_is_byte_exact() {
 #[test]
 fn release_request_is_byte_exact() {
     let b = blocks();
-    assert_eq!(rpc::request_bytes("DHCP.Release", &CMD_ARGS, &cmd_args()), b[6]);
+    assert_eq!(
+        rpc::request_bytes("DHCP.Release", &CMD_ARGS, &cmd_args()),
+        b[6]
+    );
 }
 
 fn response(method: &str) -> Value {
@@ -139,13 +142,21 @@ fn decodes_requests_and_replies() {
     assert_eq!(d.decode().unwrap(), fixture_result());
 
     let mut d = Decoder::new(&b[7][..]);
-    assert_eq!(d.decode().unwrap().str_field("ServiceMethod"), "DHCP.Release");
+    assert_eq!(
+        d.decode().unwrap().str_field("ServiceMethod"),
+        "DHCP.Release"
+    );
     assert_eq!(d.decode().unwrap(), Value::Struct(vec![]));
 }
 
 #[test]
 fn garbage_is_an_error_not_a_panic() {
-    for bytes in [&b"\x05\xff\x80\x01"[..], b"\xff\xff\xff", b"\x03\x7f\x03\x09", b""] {
+    for bytes in [
+        &b"\x05\xff\x80\x01"[..],
+        b"\xff\xff\xff",
+        b"\x03\x7f\x03\x09",
+        b"",
+    ] {
         assert!(Decoder::new(bytes).decode().is_err());
     }
     let b = blocks();
@@ -160,11 +171,16 @@ fn call_and_serve_round_trip() {
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
     let server = std::thread::spawn(move || {
         let w = b.try_clone().unwrap();
-        rpc::serve_conn(b, w, |_| {}, |m, args| {
-            assert_eq!(m, "DHCP.Allocate");
-            assert_eq!(args.str_field("IfName"), "eth0");
-            Ok((&RESULT, fixture_result()))
-        })
+        rpc::serve_conn(
+            b,
+            w,
+            |_| {},
+            |m, args| {
+                assert_eq!(m, "DHCP.Allocate");
+                assert_eq!(args.str_field("IfName"), "eth0");
+                Ok((&RESULT, fixture_result()))
+            },
+        )
         .unwrap();
     });
     let mut a = a;

@@ -1,0 +1,266 @@
+//! `dhcp daemon [flags]`: the lease daemon, serving `DHCP.Allocate` and
+//! `DHCP.Release` (Go net/rpc, gob) on a unix socket.
+//!
+//! The daemon is a library type, [`LeaseDaemon`], so another process (the
+//! thick-mode `cnibox daemon`) can host it: build a [`DaemonConfig`], call
+//! `LeaseDaemon::start(cfg)` (loads saved leases, sends pending releases,
+//! starts the maintenance thread), then `serve(listener)` on any thread;
+//! `shutdown()` makes `serve` return and stops maintenance. Leases are not
+//! released on shutdown (as the reference): they stay saved and a restarted
+//! daemon resumes renewing them.
+
+use super::lease::{self, now_secs, Ask, Held};
+use super::pending;
+use super::wire::{self, CmdArgs};
+use crate::gorpc::gob::{Encoder, Value};
+use crate::gorpc::rpc::{self, EMPTY, RESPONSE};
+use crate::gorpc::RESULT;
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::os::unix::net::UnixListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// The daemon's settings (the reference's flags plus `-leasedir`).
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub socket_path: String,
+    pub pidfile: String,
+    pub host_prefix: String,
+    /// Bound of one acquisition (DISCOVER..ACK) or renewal.
+    pub timeout: Duration,
+    pub resend_max: Duration,
+    pub resend_timeout: Duration,
+    pub broadcast: bool,
+    /// Where leases are saved (beyond the reference).
+    pub lease_dir: String,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            socket_path: super::config::DEFAULT_SOCKET.into(),
+            pidfile: String::new(),
+            host_prefix: String::new(),
+            timeout: Duration::from_secs(10),
+            resend_max: Duration::from_secs(62),
+            resend_timeout: Duration::from_secs(208),
+            broadcast: false,
+            lease_dir: super::config::DEFAULT_LEASE_DIR.into(),
+        }
+    }
+}
+
+/// Every lease the daemon holds, keyed by client id.
+pub struct LeaseDaemon {
+    cfg: DaemonConfig,
+    leases: Mutex<HashMap<String, Held>>,
+    stop: AtomicBool,
+    wake: Condvar,
+    wake_lock: Mutex<()>,
+}
+
+impl LeaseDaemon {
+    /// Load the saved leases, send the releases DELs recorded while no
+    /// daemon ran, and start renewing.
+    pub fn start(cfg: DaemonConfig) -> Arc<LeaseDaemon> {
+        let mut leases = HashMap::new();
+        if let Ok(rd) = std::fs::read_dir(&cfg.lease_dir) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.extension().and_then(|x| x.to_str()) != Some("json") {
+                    continue;
+                }
+                let Ok(Some(b)) = crate::steps::statefile::read(&p.to_string_lossy()) else {
+                    continue;
+                };
+                match Held::from_json(&b, cfg.resend_max) {
+                    Some(h) => {
+                        leases.insert(h.client_id.clone(), h);
+                    }
+                    None => eprintln!("dhcp daemon: ignoring unreadable lease file {p:?}"),
+                }
+            }
+        }
+        for (id, file) in pending::list(&cfg.lease_dir) {
+            if let Some(h) = leases.remove(&id) {
+                if let Err(e) = lease::release(&h) {
+                    eprintln!("dhcp daemon: pending release of {id}: {e}");
+                }
+                h.forget(&cfg.lease_dir);
+            }
+            let _ = std::fs::remove_file(file);
+        }
+        let d = Arc::new(LeaseDaemon {
+            cfg,
+            leases: Mutex::new(leases),
+            stop: AtomicBool::new(false),
+            wake: Condvar::new(),
+            wake_lock: Mutex::new(()),
+        });
+        let m = d.clone();
+        std::thread::spawn(move || m.maintenance());
+        d
+    }
+
+    /// Accept connections until `shutdown`; one thread per connection.
+    pub fn serve(self: &Arc<Self>, listener: UnixListener) -> std::io::Result<()> {
+        listener.set_nonblocking(true)?;
+        while !self.stop.load(Ordering::SeqCst) {
+            match listener.accept() {
+                Ok((conn, _)) => {
+                    conn.set_nonblocking(false)?;
+                    let d = self.clone();
+                    std::thread::spawn(move || {
+                        let Ok(w) = conn.try_clone() else { return };
+                        let _ = rpc::serve_conn(conn, w, prepare_ids, |m, a| d.handle(m, a));
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Stop serving and renewing (leases stay saved, not released).
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.wake.notify_all();
+    }
+
+    fn handle(&self, method: &str, args: &Value) -> rpc::Reply {
+        let args = CmdArgs::from_gob(args);
+        match method {
+            "DHCP.Allocate" => {
+                let r = self.allocate(&args)?;
+                Ok((&RESULT, wire::result_to_gob(&r)))
+            }
+            "DHCP.Release" => {
+                self.release(&args)?;
+                Ok((&EMPTY, Value::Struct(vec![])))
+            }
+            m => Err(format!("rpc: can't find method {m}")),
+        }
+    }
+
+    fn allocate(&self, args: &CmdArgs) -> Result<crate::cni::result::CniResult, String> {
+        let ask = Ask::new(args, &self.cfg.host_prefix, self.cfg.resend_max)?;
+        if let Some(h) = self
+            .leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ask.client_id)
+        {
+            return h.result();
+        }
+        if has_prev_result(&args.stdin) {
+            // CHECK (or a chained ADD) for a lease we do not hold: say so
+            // rather than take a new address behind the runtime's back.
+            return Err(format!("no DHCP lease held for {}", ask.client_id));
+        }
+        let bound = self.cfg.timeout.min(self.cfg.resend_timeout);
+        let held = ask.acquire(bound)?;
+        let result = held.result()?;
+        if let Err(e) = held.save(&self.cfg.lease_dir) {
+            eprintln!("dhcp daemon: saving lease {}: {e}", held.client_id);
+        }
+        self.leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(held.client_id.clone(), held);
+        Ok(result)
+    }
+
+    fn release(&self, args: &CmdArgs) -> Result<(), String> {
+        let conf = super::config::IpamConf::from_bytes(&args.stdin).map_err(|e| e.msg)?;
+        let id = super::config::client_id(&args.container_id, &conf.name, &args.ifname);
+        let held = self
+            .leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        if let Some(h) = held {
+            h.forget(&self.cfg.lease_dir);
+            if let Err(e) = lease::release(&h) {
+                eprintln!("dhcp daemon: release of {id}: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Renew every lease at T1, rebind at T2, re-acquire after expiry.
+    fn maintenance(&self) {
+        while !self.stop.load(Ordering::SeqCst) {
+            let due: Vec<Held> = {
+                let now = now_secs();
+                let l = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+                l.values()
+                    .filter(|h| now >= h.t1() && now >= h.next_try)
+                    .cloned()
+                    .collect()
+            };
+            for h in due {
+                let outcome = lease::maintain(&h, self.cfg.timeout);
+                let mut l = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+                // Released meanwhile: drop the outcome.
+                let Some(cur) = l.get_mut(&h.client_id) else {
+                    continue;
+                };
+                match outcome {
+                    Ok(Some(n)) => {
+                        *cur = n;
+                        if let Err(e) = cur.save(&self.cfg.lease_dir) {
+                            eprintln!("dhcp daemon: saving lease {}: {e}", cur.client_id);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        eprintln!("dhcp daemon: renewing {}: {e}", h.client_id);
+                        let now = now_secs();
+                        let left = cur.expiry().saturating_sub(now);
+                        cur.next_try = now + (left / 2).clamp(1, 60);
+                    }
+                }
+            }
+            let g = self.wake_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = self.wake.wait_timeout(g, Duration::from_millis(500));
+        }
+    }
+}
+
+/// Go numbers gob types per process: a Go daemon has numbered the Allocate
+/// reply's types before it answers Release, so do the same (the fixture).
+fn prepare_ids(enc: &mut Encoder) {
+    enc.reserve(&RESPONSE);
+    enc.reserve(&RESULT);
+}
+
+fn has_prev_result(stdin: &[u8]) -> bool {
+    crate::cni::json::parse(stdin)
+        .ok()
+        .and_then(|v| v.get("prevResult").map(|p| !p.is_null()))
+        .unwrap_or(false)
+}
+
+/// `dhcp daemon [flags]`.
+pub fn daemon_main(args: &[OsString]) -> i32 {
+    let cfg = match super::flags::parse(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    match super::flags::run(cfg) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
