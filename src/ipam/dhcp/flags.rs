@@ -98,6 +98,18 @@ pub fn parse(args: &[OsString]) -> Result<DaemonConfig, String> {
         if name == "h" || name == "help" {
             return Err(USAGE.into());
         }
+        const KNOWN: [&str; 7] = [
+            "pidfile",
+            "hostprefix",
+            "socketpath",
+            "leasedir",
+            "timeout",
+            "resendmax",
+            "resendtimeout",
+        ];
+        if !KNOWN.contains(&name.as_str()) {
+            return Err(format!("flag provided but not defined: -{name}\n{USAGE}"));
+        }
         let value = match inline {
             Some(v) => v,
             None => {
