@@ -17,7 +17,7 @@ use crate::gorpc::rpc::{self, EMPTY, RESPONSE};
 use crate::gorpc::RESULT;
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -112,10 +112,7 @@ impl LeaseDaemon {
                 Ok((conn, _)) => {
                     conn.set_nonblocking(false)?;
                     let d = self.clone();
-                    std::thread::spawn(move || {
-                        let Ok(w) = conn.try_clone() else { return };
-                        let _ = rpc::serve_conn(conn, w, prepare_ids, |m, a| d.handle(m, a));
-                    });
+                    std::thread::spawn(move || d.serve_stream(conn));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     std::thread::sleep(Duration::from_millis(50));
@@ -125,6 +122,13 @@ impl LeaseDaemon {
             }
         }
         Ok(())
+    }
+
+    /// Serve one accepted connection (HTTP CONNECT, then calls) until the
+    /// peer closes it: for a host that accepts connections itself.
+    pub fn serve_stream(&self, conn: UnixStream) {
+        let Ok(w) = conn.try_clone() else { return };
+        let _ = rpc::serve_conn(conn, w, prepare_ids, |m, a| self.handle(m, a));
     }
 
     /// Stop serving and renewing (leases stay saved, not released).
@@ -138,6 +142,13 @@ impl LeaseDaemon {
         match method {
             "DHCP.Allocate" => {
                 let r = self.allocate(&args)?;
+                Ok((&RESULT, wire::result_to_gob(&r)))
+            }
+            // Beyond the reference: CHECK answers from the lease held and
+            // never takes a new one (the Go daemon lacks it; the plugin
+            // then falls back to Allocate).
+            "DHCP.Check" => {
+                let r = self.held_result(&args)?;
                 Ok((&RESULT, wire::result_to_gob(&r)))
             }
             "DHCP.Release" => {
@@ -158,11 +169,6 @@ impl LeaseDaemon {
         {
             return h.result();
         }
-        if has_prev_result(&args.stdin) {
-            // CHECK (or a chained ADD) for a lease we do not hold: say so
-            // rather than take a new address behind the runtime's back.
-            return Err(format!("no DHCP lease held for {}", ask.client_id));
-        }
         let bound = self.cfg.timeout.min(self.cfg.resend_timeout);
         let held = ask.acquire(bound)?;
         let result = held.result()?;
@@ -174,6 +180,15 @@ impl LeaseDaemon {
             .unwrap_or_else(|p| p.into_inner())
             .insert(held.client_id.clone(), held);
         Ok(result)
+    }
+
+    fn held_result(&self, args: &CmdArgs) -> Result<crate::cni::result::CniResult, String> {
+        let ask = Ask::new(args, &self.cfg.host_prefix, self.cfg.resend_max)?;
+        let leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        match leases.get(&ask.client_id) {
+            Some(h) => h.result(),
+            None => Err(format!("no DHCP lease held for {}", ask.client_id)),
+        }
     }
 
     fn release(&self, args: &CmdArgs) -> Result<(), String> {
@@ -238,13 +253,6 @@ impl LeaseDaemon {
 fn prepare_ids(enc: &mut Encoder) {
     enc.reserve(&RESPONSE);
     enc.reserve(&RESULT);
-}
-
-fn has_prev_result(stdin: &[u8]) -> bool {
-    crate::cni::json::parse(stdin)
-        .ok()
-        .and_then(|v| v.get("prevResult").map(|p| !p.is_null()))
-        .unwrap_or(false)
 }
 
 /// `dhcp daemon [flags]`.

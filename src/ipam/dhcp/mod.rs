@@ -8,9 +8,10 @@
 //! - DEL: `DHCP.Release`. Beyond the reference: when no daemon answers, the
 //!   release is recorded as a pending file under the lease directory (the
 //!   cnibox daemon sends it when it starts) and DEL succeeds.
-//! - CHECK: `DHCP.Allocate` as the reference (the daemon answers from the
-//!   lease it holds), then, beyond the reference, the address must be the
-//!   one in prevResult.
+//! - CHECK: beyond the reference, `DHCP.Check` (the cnibox daemon answers
+//!   from the lease it holds and never takes a new one; a Go daemon answers
+//!   "can't find method" and is asked `DHCP.Allocate` as the reference
+//!   does), then the address must be the one in prevResult.
 //! - Every call is bounded (the reference can wait minutes or forever).
 
 pub mod client;
@@ -31,6 +32,9 @@ use std::time::Duration;
 use wire::CmdArgs;
 
 pub use daemon::daemon_main;
+
+#[cfg(test)]
+mod tests;
 
 pub const PLUGIN: Plugin = Plugin {
     name: "dhcp",
@@ -78,15 +82,15 @@ fn call(conf: &IpamConf, method: &str, args: &CmdArgs) -> Result<Value, CniError
     })
 }
 
-fn allocate(req: &Request, conf: &IpamConf) -> Result<CniResult, CniError> {
-    let reply = call(conf, "DHCP.Allocate", &cmd_args(req))?;
+fn allocate(req: &Request, conf: &IpamConf, method: &str) -> Result<CniResult, CniError> {
+    let reply = call(conf, method, &cmd_args(req))?;
     wire::result_from_gob(&reply)
-        .map_err(|e| CniError::decode(format!("error calling DHCP.Allocate: {e}")))
+        .map_err(|e| CniError::decode(format!("error calling {method}: {e}")))
 }
 
 fn add(req: &Request) -> Result<CniResult, CniError> {
     let conf = IpamConf::from_request(req)?;
-    let mut result = allocate(req, &conf)?;
+    let mut result = allocate(req, &conf, "DHCP.Allocate")?;
     result.cni_version = req.version.clone();
     Ok(result)
 }
@@ -107,7 +111,14 @@ fn del(req: &Request) -> Result<(), CniError> {
 
 fn check(req: &Request) -> Result<(), CniError> {
     let conf = IpamConf::from_request(req)?;
-    let got = allocate(req, &conf)?;
+    // The cnibox daemon answers DHCP.Check from the lease it holds; a Go
+    // daemon does not know it, and is asked DHCP.Allocate as the reference.
+    let got = match allocate(req, &conf, "DHCP.Check") {
+        Err(e) if e.msg.contains("rpc: can't find method") => {
+            allocate(req, &conf, "DHCP.Allocate")?
+        }
+        other => other?,
+    };
     let Some(prev) = req.config.get("prevResult").filter(|p| !p.is_null()) else {
         return Ok(());
     };
