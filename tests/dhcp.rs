@@ -124,7 +124,11 @@ impl Lab {
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::from(
-                std::fs::File::create(self.tmp.path().join("dnsmasq.log")).unwrap(),
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.tmp.path().join("dnsmasq.log"))
+                    .unwrap(),
             ));
         self.dnsmasq = Some(Proc(cmd.spawn().unwrap()));
         std::thread::sleep(Duration::from_millis(300));
@@ -440,6 +444,10 @@ fn one_address_range_second_add_fails_cleanly() {
     lab.call("macvlan", "DEL", "one001", &c1, &conf).ok();
 }
 
+/// dnsmasq leases last at least 2 minutes and it always sends T1 = half of
+/// that (configured T1 is ignored), so a renewal comes after ~60 s.
+const RENEWAL_WAIT: Duration = Duration::from_secs(80);
+
 #[test]
 fn daemon_restart_resumes_renewing_beyond_reference() {
     require_root!();
@@ -447,31 +455,29 @@ fn daemon_restart_resumes_renewing_beyond_reference() {
         return;
     }
     let mut lab = Lab::new();
-    // T1 of 3 s on a 2-minute lease: renewals come quickly.
-    lab.dnsmasq("10.99.20.10,10.99.20.50,120", &["--dhcp-option=58,3"]);
+    lab.dnsmasq("10.99.20.10,10.99.20.50,120", &[]);
     let d = lab.our_daemon(&["-timeout", "3s"]);
     let ctr = TestNs::new("dhc");
     let conf = lab.conf("macvlan");
     lab.call("macvlan", "ADD", "rn0001", &ctr, &conf).ok();
     let first: u64 = lab.lease_of("rn0001", "dhnet").unwrap()[0].parse().unwrap();
-    wait_for("a renewal", Duration::from_secs(10), || {
-        lab.lease_of("rn0001", "dhnet")
-            .map(|l| l[0].parse::<u64>().unwrap() > first)
-            .unwrap_or(false)
-    });
     assert!(
         d.term().is_some_and(|s| s.success()),
         "clean exit on SIGTERM"
     );
     assert!(!Path::new(&lab.socket()).exists(), "socket removed");
-    let before: u64 = lab.lease_of("rn0001", "dhnet").unwrap()[0].parse().unwrap();
+    // The lease survived in the lease directory.
+    assert_eq!(std::fs::read_dir(lab.lease_dir()).unwrap().count(), 1);
     let _d2 = lab.our_daemon(&["-timeout", "3s"]);
-    wait_for("a renewal after restart", Duration::from_secs(10), || {
+    wait_for("a renewal after restart", RENEWAL_WAIT, || {
         lab.lease_of("rn0001", "dhnet")
-            .map(|l| l[0].parse::<u64>().unwrap() > before)
+            .map(|l| l[0].parse::<u64>().unwrap() >= first + 30)
             .unwrap_or(false)
     });
     lab.call("macvlan", "DEL", "rn0001", &ctr, &conf).ok();
+    wait_for("the release", Duration::from_secs(5), || {
+        lab.lease_of("rn0001", "dhnet").is_none()
+    });
 }
 
 #[test]
@@ -628,4 +634,32 @@ fn systemd_socket_activation() {
     let ctr = TestNs::new("dhc");
     lab.ipam("dhcp", "DEL", "sa0001", &ctr, &lab.conf("bridge"))
         .ok();
+}
+
+#[test]
+fn renewal_nak_takes_a_new_lease() {
+    require_root!();
+    if !have_dnsmasq() {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.dnsmasq("10.99.20.10,10.99.20.20,120", &[]);
+    let _d = lab.our_daemon(&["-timeout", "3s"]);
+    let ctr = TestNs::new("dhc");
+    let conf = lab.conf("macvlan");
+    let r = lab.call("macvlan", "ADD", "nk0001", &ctr, &conf);
+    r.ok();
+    let old = addr_of(&r.json());
+    // The server forgets everything and now owns another range: the renewal
+    // gets DHCPNAK and the daemon starts over with DISCOVER.
+    drop(lab.dnsmasq.take());
+    let _ = std::fs::remove_file(lab.leases_path());
+    lab.dnsmasq("10.99.20.30,10.99.20.40,120", &["--dhcp-authoritative"]);
+    wait_for("a lease in the new range", RENEWAL_WAIT, || {
+        lab.lease_of("nk0001", "dhnet")
+            .is_some_and(|l| l[2] != old && l[2].starts_with("10.99.20.3"))
+    });
+    let log = std::fs::read_to_string(lab.tmp.path().join("dnsmasq.log")).unwrap();
+    assert!(log.contains("DHCPNAK"), "{log}");
+    lab.call("macvlan", "DEL", "nk0001", &ctr, &conf).ok();
 }

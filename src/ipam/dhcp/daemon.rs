@@ -237,6 +237,13 @@ impl LeaseDaemon {
                     Err(e) => {
                         eprintln!("dhcp daemon: renewing {}: {e}", h.client_id);
                         let now = now_secs();
+                        if now >= cur.expiry() + self.cfg.resend_timeout.as_secs() {
+                            // Expired and not regained for -resendtimeout:
+                            // the server has let it go; so do we.
+                            cur.forget(&self.cfg.lease_dir);
+                            l.remove(&h.client_id);
+                            continue;
+                        }
                         let left = cur.expiry().saturating_sub(now);
                         cur.next_try = now + (left / 2).clamp(1, 60);
                     }
