@@ -95,4 +95,4 @@ pub static RESULT: Ty = Ty::Struct {
 };
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -8,7 +8,7 @@ use super::{CMD_ARGS, RESULT};
 const FIXTURE: &str = include_str!("../../tests/fixtures/goref-head-dhcp-rpc.hex");
 
 /// The fixture's blocks, in order, as bytes.
-fn blocks() -> Vec<Vec<u8>> {
+pub(crate) fn blocks() -> Vec<Vec<u8>> {
     let mut out: Vec<Vec<u8>> = Vec::new();
     for line in FIXTURE.lines() {
         if line.starts_with("## ") {

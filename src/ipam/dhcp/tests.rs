@@ -12,23 +12,7 @@ use std::io::{Read, Write};
 use std::net::Ipv4Addr;
 use std::os::unix::net::UnixStream;
 
-const FIXTURE: &str = include_str!("../../../tests/fixtures/goref-head-dhcp-rpc.hex");
-
-fn blocks() -> Vec<Vec<u8>> {
-    let mut out: Vec<Vec<u8>> = Vec::new();
-    for line in FIXTURE.lines() {
-        let l = line.trim();
-        if l.starts_with("## ") {
-            out.push(Vec::new());
-        } else if !l.is_empty() {
-            let bytes = (0..l.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&l[i..i + 2], 16).unwrap());
-            out.last_mut().unwrap().extend(bytes);
-        }
-    }
-    out
-}
+use crate::gorpc::tests::blocks;
 
 /// dnsmasq's ACK of the capture: 10.99.20.10/24, router .1.
 fn ack() -> Message {
