@@ -605,6 +605,19 @@ fn no_daemon_add_fails_with_go_text() {
 }
 
 #[test]
+fn status_reports_a_missing_daemon_beyond_reference() {
+    require_root!();
+    let lab = Lab::new();
+    let mut conf = lab.conf("macvlan");
+    conf["cniVersion"] = json!("1.1.0");
+    let r = Call::new("dhcp", "STATUS").config(&conf).run();
+    r.fails();
+    assert_eq!(r.err_code(), 50, "{}", r.stdout);
+    let _d = lab.our_daemon(&[]);
+    Call::new("dhcp", "STATUS").config(&conf).run().ok();
+}
+
+#[test]
 fn systemd_socket_activation() {
     require_root!();
     if Command::new("systemd-socket-activate")

@@ -12,6 +12,8 @@
 //!   from the lease it holds and never takes a new one; a Go daemon answers
 //!   "can't find method" and is asked `DHCP.Allocate` as the reference
 //!   does), then the address must be the one in prevResult.
+//! - STATUS (beyond the reference, which has none): code 50 when no
+//!   daemon listens on the socket.
 //! - Every call is bounded (the reference can wait minutes or forever).
 
 pub mod client;
@@ -42,7 +44,7 @@ pub const PLUGIN: Plugin = Plugin {
     add,
     del,
     check,
-    status: |_| Ok(()),
+    status,
     gc: |_| Ok(()),
 };
 
@@ -134,6 +136,17 @@ fn check(req: &Request) -> Result<(), CniError> {
                 ip.address
             )));
         }
+    }
+    Ok(())
+}
+
+fn status(req: &Request) -> Result<(), CniError> {
+    let conf = IpamConf::from_request(req)?;
+    if client::daemon_absent(&conf.daemon_socket_path) {
+        return Err(CniError::new(
+            crate::cni::error::code::NOT_AVAILABLE,
+            format!("no DHCP daemon listening on {}", conf.daemon_socket_path),
+        ));
     }
     Ok(())
 }
