@@ -676,3 +676,27 @@ fn renewal_nak_takes_a_new_lease() {
     assert!(log.contains("DHCPNAK"), "{log}");
     lab.call("macvlan", "DEL", "nk0001", &ctr, &conf).ok();
 }
+
+#[test]
+fn concurrent_adds_for_one_attachment_share_one_exchange() {
+    require_root!();
+    if !have_dnsmasq() {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.dnsmasq("10.99.20.10,10.99.20.50,120", &[]);
+    let _d = lab.our_daemon(&["-timeout", "5s"]);
+    let ctr = lab.veth_container();
+    let conf = lab.conf("bridge");
+    let replies: Vec<Reply> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| lab.ipam("dhcp", "ADD", "cc0001", &ctr, &conf)))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let addrs: Vec<String> = replies.iter().map(|r| addr_of(&r.ok().json())).collect();
+    assert!(addrs.iter().all(|a| *a == addrs[0]), "{addrs:?}");
+    let log = std::fs::read_to_string(lab.tmp.path().join("dnsmasq.log")).unwrap();
+    assert_eq!(log.matches("DHCPACK").count(), 1, "{log}");
+    lab.ipam("dhcp", "DEL", "cc0001", &ctr, &conf).ok();
+}

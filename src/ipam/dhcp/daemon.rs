@@ -15,7 +15,7 @@ use super::wire::{self, CmdArgs};
 use crate::gorpc::gob::{Encoder, Value};
 use crate::gorpc::rpc::{self, EMPTY, RESPONSE};
 use crate::gorpc::RESULT;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,6 +59,17 @@ pub struct LeaseDaemon {
     stop: AtomicBool,
     wake: Condvar,
     wake_lock: Mutex<()>,
+    /// Client ids with an acquisition under way: a second Allocate for one
+    /// waits for it instead of starting another exchange; a Release during
+    /// it marks it `cancelled`, and the new lease is released at once.
+    inflight: Mutex<InFlight>,
+    settled: Condvar,
+}
+
+#[derive(Default)]
+struct InFlight {
+    running: HashSet<String>,
+    cancelled: HashSet<String>,
 }
 
 impl LeaseDaemon {
@@ -98,6 +109,8 @@ impl LeaseDaemon {
             stop: AtomicBool::new(false),
             wake: Condvar::new(),
             wake_lock: Mutex::new(()),
+            inflight: Mutex::new(InFlight::default()),
+            settled: Condvar::new(),
         });
         let m = d.clone();
         std::thread::spawn(move || m.maintenance());
@@ -161,24 +174,56 @@ impl LeaseDaemon {
 
     fn allocate(&self, args: &CmdArgs) -> Result<crate::cni::result::CniResult, String> {
         let ask = Ask::new(args, &self.cfg.host_prefix, self.cfg.resend_max)?;
-        if let Some(h) = self
-            .leases
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&ask.client_id)
-        {
-            return h.result();
-        }
+        let id = ask.client_id.clone();
         let bound = self.cfg.timeout.min(self.cfg.resend_timeout);
-        let held = ask.acquire(bound)?;
+        let give_up = std::time::Instant::now() + bound + Duration::from_secs(1);
+        {
+            let mut inf = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if let Some(h) = self
+                    .leases
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&id)
+                {
+                    return h.result();
+                }
+                if inf.running.insert(id.clone()) {
+                    inf.cancelled.remove(&id);
+                    break;
+                }
+                let left = give_up.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Err(format!("another DHCP.Allocate for {id} is still running"));
+                }
+                inf = self
+                    .settled
+                    .wait_timeout(inf, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+        }
+        let got = ask.acquire(bound);
+        let mut inf = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        inf.running.remove(&id);
+        let cancelled = inf.cancelled.remove(&id);
+        self.settled.notify_all();
+        let held = got?;
+        if cancelled {
+            drop(inf);
+            let _ = lease::release(&held);
+            return Err(format!(
+                "the lease of {id} was released while it was acquired"
+            ));
+        }
         let result = held.result()?;
         if let Err(e) = held.save(&self.cfg.lease_dir) {
-            eprintln!("dhcp daemon: saving lease {}: {e}", held.client_id);
+            eprintln!("dhcp daemon: saving lease {id}: {e}");
         }
         self.leases
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(held.client_id.clone(), held);
+            .insert(id, held);
         Ok(result)
     }
 
@@ -194,6 +239,12 @@ impl LeaseDaemon {
     fn release(&self, args: &CmdArgs) -> Result<(), String> {
         let conf = super::config::IpamConf::from_bytes(&args.stdin).map_err(|e| e.msg)?;
         let id = super::config::client_id(&args.container_id, &conf.name, &args.ifname);
+        {
+            let mut inf = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            if inf.running.contains(&id) {
+                inf.cancelled.insert(id.clone());
+            }
+        }
         let held = self
             .leases
             .lock()
