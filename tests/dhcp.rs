@@ -700,3 +700,24 @@ fn concurrent_adds_for_one_attachment_share_one_exchange() {
     assert_eq!(log.matches("DHCPACK").count(), 1, "{log}");
     lab.ipam("dhcp", "DEL", "cc0001", &ctr, &conf).ok();
 }
+
+#[test]
+fn provide_host_name_from_cni_args() {
+    require_root!();
+    if !have_dnsmasq() {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.dnsmasq("10.99.20.10,10.99.20.50,120", &[]);
+    let _d = lab.our_daemon(&["-timeout", "5s"]);
+    let ctr = lab.veth_container();
+    let mut conf = lab.conf("bridge");
+    conf["ipam"]["provide"] = json!([{"option": "host-name", "fromArg": "K8S_POD_NAME"}]);
+    Call::attach("dhcp", "ADD", "hn0001", &ctr.path(), "eth0")
+        .var("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=web-1")
+        .config(&conf)
+        .run()
+        .ok();
+    assert_eq!(lab.lease_of("hn0001", "dhnet").unwrap()[3], "web-1");
+    lab.ipam("dhcp", "DEL", "hn0001", &ctr, &conf).ok();
+}

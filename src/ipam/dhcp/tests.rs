@@ -90,3 +90,48 @@ fn unknown_method_is_an_rpc_error() {
     server.join().unwrap();
     daemon.shutdown();
 }
+
+#[test]
+fn result_routes_dns_priority_as_the_reference() {
+    let mut a = ack();
+    // Option 121: a default via .254 and a link route (router 0.0.0.0).
+    a.options.push((
+        msg::OPT_CLASSLESS_ROUTES,
+        vec![0, 10, 99, 20, 254, 24, 192, 168, 7, 0, 0, 0, 0],
+    ));
+    a.options
+        .push((msg::OPT_DNS, vec![10, 99, 20, 53, 10, 99, 20, 54]));
+    let r = lease_result(&a, &[3, 1], 7).unwrap();
+    let v = r.to_version_value("1.0.0").unwrap();
+    assert_eq!(
+        v["routes"],
+        serde_json::json!([
+            {"dst": "0.0.0.0/0", "gw": "10.99.20.254", "priority": 7},
+            {"dst": "192.168.7.0/24", "priority": 7, "scope": 253}
+        ])
+    );
+    assert!(r.dns.is_empty(), "dns only when option 6 is requested");
+    let r = lease_result(&a, &[3, 1, 6], 0).unwrap();
+    assert_eq!(r.dns.nameservers, vec!["10.99.20.53", "10.99.20.54"]);
+    // Without 121: option 33 (classful) plus the default via the router.
+    let mut b = ack();
+    b.options
+        .push((msg::OPT_STATIC_ROUTES, vec![172, 20, 0, 0, 10, 99, 20, 9]));
+    let v = lease_result(&b, &[], 0)
+        .unwrap()
+        .to_version_value("1.0.0")
+        .unwrap();
+    assert_eq!(
+        v["routes"],
+        serde_json::json!([
+            {"dst": "172.20.0.0/16", "gw": "10.99.20.9"},
+            {"dst": "0.0.0.0/0", "gw": "10.99.20.1"}
+        ])
+    );
+    let mut c = ack();
+    c.options.retain(|(o, _)| *o != msg::OPT_SUBNET_MASK);
+    assert_eq!(
+        lease_result(&c, &[], 0).unwrap_err(),
+        "DHCP option Subnet Mask not found in DHCPACK"
+    );
+}
