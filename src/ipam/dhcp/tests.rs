@@ -57,16 +57,10 @@ fn release_over_the_socket_matches_go_daemon() {
         lease_dir: dir.display().to_string(),
         ..Default::default()
     });
-    let (mut a, b) = UnixStream::pair().unwrap();
-    let d = daemon.clone();
-    let server = std::thread::spawn(move || d.serve_stream(b));
     let bl = blocks();
-    a.write_all(&bl[4]).unwrap();
-    a.write_all(&bl[6]).unwrap();
-    a.shutdown(std::net::Shutdown::Write).unwrap();
-    let mut got = Vec::new();
-    a.read_to_end(&mut got).unwrap();
-    server.join().unwrap();
+    let mut req = bl[4].clone();
+    req.extend(&bl[6]);
+    let got = exchange(&daemon, &req);
     daemon.shutdown();
     let mut want = rpc::CONNECTED.to_vec();
     want.extend(&bl[7]);
@@ -134,4 +128,39 @@ fn result_routes_dns_priority_as_the_reference() {
         lease_result(&c, &[], 0).unwrap_err(),
         "DHCP option Subnet Mask not found in DHCPACK"
     );
+}
+
+/// Send `bytes`, close the write side, return what the daemon answered.
+fn exchange(daemon: &std::sync::Arc<LeaseDaemon>, bytes: &[u8]) -> Vec<u8> {
+    let (mut a, b) = UnixStream::pair().unwrap();
+    let d = daemon.clone();
+    let server = std::thread::spawn(move || d.serve_stream(b));
+    a.write_all(bytes).unwrap();
+    a.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    a.read_to_end(&mut got).unwrap();
+    server.join().unwrap();
+    got
+}
+
+#[test]
+fn garbage_on_the_socket_closes_that_connection_only() {
+    let daemon = LeaseDaemon::start(DaemonConfig {
+        lease_dir: "/nonexistent/cnibox-dhcp".into(),
+        ..Default::default()
+    });
+    let got = exchange(&daemon, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(got.starts_with(b"HTTP/1.0 405"), "{got:?}");
+    let mut junk = rpc::CONNECT.to_vec();
+    junk.extend([0x05, 0xff, 0x80, 0x01, 0x02, 0xff, 0xff, 0xff, 0x7f, 0x03]);
+    assert_eq!(exchange(&daemon, &junk), rpc::CONNECTED);
+    // A truncated request after a good CONNECT: still no panic.
+    let mut cut = rpc::CONNECT.to_vec();
+    cut.extend(&blocks()[6][..100]);
+    assert_eq!(exchange(&daemon, &cut), rpc::CONNECTED);
+    // The daemon still answers.
+    let mut ok = rpc::CONNECT.to_vec();
+    ok.extend(&blocks()[6]);
+    assert!(exchange(&daemon, &ok).ends_with(&blocks()[7]));
+    daemon.shutdown();
 }
