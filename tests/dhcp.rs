@@ -546,8 +546,22 @@ fn daemon_killed_during_add_is_a_clear_error() {
     let ctr = TestNs::new("dhc");
     let conf = lab.conf("macvlan");
     let pid = d.pid();
+    let ctr_name = ctr.name.clone();
     let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(800));
+        // macvlan makes the link before it calls IPAM: once eth0 exists the
+        // Allocate is under way (no server, 20 s bound).
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            let out = Command::new(ip_path())
+                .args(["-n", &ctr_name, "link", "show", "eth0"])
+                .output()
+                .unwrap();
+            if out.status.success() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
         let _ = Command::new("kill")
             .args(["-KILL", &pid.to_string()])
             .status();
