@@ -5,7 +5,9 @@
 //! 1. `main` + `applets`: dispatch only.
 //! 2. `plugins`, `ipam`, `tool`: one module per plugin or command.
 //! 3. `steps`: the shared steps plugins are made of.
-//! 4. `cni` (protocol) and `netlink` (kernel), which never import each other.
+//! 4. `cni` (protocol), `netlink` (kernel) and the protocol peers `dhcp`
+//!    (DHCPv4 client) and `gorpc` (Go net/rpc + gob), which never import
+//!    each other.
 
 mod applets;
 mod cni;
