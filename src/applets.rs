@@ -203,7 +203,12 @@ fn daemon_command(args: &[OsString]) -> i32 {
         .filter(|a| plugin(a.name).is_some())
         .map(|a| a.name)
         .collect();
-    tool::daemon::main(args, run_in_process, plugins)
+    let hosted = [tool::daemon::Hosted {
+        name: "dhcp",
+        socket: ipam::dhcp::config::DEFAULT_SOCKET,
+        serve: ipam::dhcp::serve_hosted,
+    }];
+    tool::daemon::main(args, run_in_process, plugins, &hosted)
 }
 
 /// Delegation's in-process path: run applet `name` through the skel if it

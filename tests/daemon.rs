@@ -1078,3 +1078,43 @@ fn cnitool_in_process_path_forwards_to_the_daemon_too() {
     assert_eq!(ctr.link_names(), vec!["lo"]);
     assert!(node.reservations("dshim").is_empty());
 }
+
+/// `cnibox daemon --dhcp-socket` hosts the dhcp lease daemon: the dhcp
+/// plugin's STATUS (code 50 when no lease daemon listens) passes through
+/// it, and a DEL reaches it (the daemon answers; no pending release is
+/// recorded for later, which is what a DEL with no daemon does).
+#[test]
+fn hosts_the_dhcp_lease_daemon_on_its_own_socket() {
+    require_root!();
+    let dir = TempDir::new("cniboxd-dhcp");
+    let dhcp_sock = dir.path().join("dhcp.sock");
+    let leases = dir.path().join("leases");
+    let conf = json!({"cniVersion": "1.1.0", "name": "hosted", "type": "macvlan",
+        "ipam": {"type": "dhcp", "daemonSocketPath": dhcp_sock, "leaseDir": leases}});
+    let r = Call::new("dhcp", "STATUS").config(&conf).run();
+    assert_eq!(r.err_code(), 50, "no lease daemon yet: {}", r.stdout);
+
+    let d = Daemon::start(
+        None,
+        &[
+            &format!("--dhcp-socket={}", dhcp_sock.display()),
+            &format!("--dhcp-statedir={}", leases.display()),
+        ],
+    );
+    assert!(d.socket.exists(), "the CNI socket");
+    Call::new("dhcp", "STATUS").config(&conf).run().ok();
+    Call::attach("dhcp", "DEL", "hosted1", "/run/netns/cnibox-none", "eth0")
+        .config(&conf)
+        .run()
+        .ok();
+    assert!(
+        tree(&leases).iter().all(|p| !p.contains("pending")),
+        "the DEL reached the hosted daemon, nothing left pending: {:?}",
+        tree(&leases)
+    );
+    drop(d);
+    assert!(
+        !dhcp_sock.exists(),
+        "the hosted socket is removed with the daemon"
+    );
+}

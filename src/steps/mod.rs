@@ -2,6 +2,7 @@
 //! `pkg/ipam`, `pkg/ns`): namespaces, sysctls, veth pairs, interface
 //! configuration, masquerade, IPAM delegation.
 
+pub mod activation;
 pub mod bridge;
 pub mod check;
 pub mod devmove;

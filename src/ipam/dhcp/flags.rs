@@ -142,47 +142,16 @@ pub fn parse(args: &[OsString]) -> Result<DaemonConfig, String> {
     Ok(cfg)
 }
 
-/// The socket systemd passed (`LISTEN_PID` = us, `LISTEN_FDS` = 1), if any.
+/// The socket systemd passed (`LISTEN_PID` = us, exactly one), if any.
 fn activation_listener() -> Result<Option<UnixListener>, String> {
-    let pid_ok = std::env::var("LISTEN_PID")
-        .ok()
-        .and_then(|p| p.parse::<u32>().ok())
-        == Some(std::process::id());
-    let n: usize = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    if !pid_ok || n == 0 {
-        return Ok(None);
-    }
-    std::env::remove_var("LISTEN_PID");
-    std::env::remove_var("LISTEN_FDS");
-    std::env::remove_var("LISTEN_FDNAMES");
-    if n > 1 {
-        return Err(format!(
+    match crate::steps::activation::listener() {
+        Ok(None) => Ok(None),
+        Ok(Some((_, n))) if n > 1 => Err(format!(
             "Error getting listener: Too many ({n}) FDs passed through socket activation"
-        ));
+        )),
+        Ok(Some((l, _))) => Ok(Some(l)),
+        Err(e) => Err(format!("Error getting listener: {e}")),
     }
-    // Refuse an fd 3 that is not a listening socket before adopting it.
-    let fd3 = nix::sys::stat::fstat(unsafe_fd3()).map_err(|e| {
-        format!(
-            "Error getting listener: LISTEN_FDS=1 but no FD found ({})",
-            e.desc()
-        )
-    })?;
-    if fd3.st_mode & nix::libc::S_IFMT != nix::libc::S_IFSOCK {
-        return Err("Error getting listener: LISTEN_FDS=1 but fd 3 is not a socket".into());
-    }
-    use std::os::fd::FromRawFd;
-    // SAFETY: systemd's socket-activation protocol hands this process fd 3
-    // (LISTEN_PID is ours, checked above); nothing else in cnibox owns it,
-    // and it is adopted exactly once (the variables are removed).
-    Ok(Some(unsafe { UnixListener::from_raw_fd(3) }))
-}
-
-fn unsafe_fd3() -> std::os::fd::BorrowedFd<'static> {
-    // SAFETY: only used for fstat while fd 3 is open (see above).
-    unsafe { std::os::fd::BorrowedFd::borrow_raw(3) }
 }
 
 fn listen(path: &str) -> Result<UnixListener, String> {

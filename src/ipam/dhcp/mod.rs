@@ -35,6 +35,22 @@ use wire::CmdArgs;
 
 pub use daemon::daemon_main;
 
+/// The lease daemon inside `cnibox daemon` (thick mode): the defaults of
+/// `dhcp daemon` with the host's prefix, on a socket the host bound.
+pub fn serve_hosted(listener: std::os::unix::net::UnixListener, host_prefix: &str, dir: &str) {
+    let mut cfg = daemon::DaemonConfig {
+        host_prefix: host_prefix.to_string(),
+        ..Default::default()
+    };
+    if !dir.is_empty() {
+        cfg.lease_dir = dir.to_string();
+    }
+    let d = daemon::LeaseDaemon::start(cfg);
+    if let Err(e) = d.serve(listener) {
+        eprintln!("cnibox daemon: dhcp: {e}");
+    }
+}
+
 #[cfg(test)]
 mod tests;
 

@@ -8,22 +8,9 @@ use std::path::Path;
 
 /// The socket systemd passed (fd 3), when LISTEN_PID names us.
 pub fn activated_listener() -> Option<Result<UnixListener, String>> {
-    let pid = std::env::var("LISTEN_PID").ok()?;
-    if pid.parse::<u32>().ok()? != std::process::id() {
-        return None;
-    }
-    let fds: usize = std::env::var("LISTEN_FDS").ok()?.parse().ok()?;
-    if fds == 0 {
-        return None;
-    }
-    const FIRST: i32 = 3;
-    if nix::sys::socket::getsockname::<nix::sys::socket::UnixAddr>(FIRST).is_err() {
-        return Some(Err("fd 3 is not a unix socket".to_string()));
-    }
-    // SAFETY: systemd hands fd 3 to this process (LISTEN_PID is our pid)
-    // and nothing else in cnibox opens or owns it; we take it once.
-    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(FIRST) };
-    Some(Ok(UnixListener::from(fd)))
+    crate::steps::activation::listener()
+        .transpose()
+        .map(|r| r.map(|(l, _)| l))
 }
 
 /// Make the socket's directory (0700, or 0710 for `--socket-group`) when

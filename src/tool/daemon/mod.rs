@@ -70,6 +70,11 @@ options:
   --max-connections N    connections served at once (default 64; more
                          get 503, which the shim reports as code 11)
   --max-request BYTES    largest request body (default 8388608)
+  --dhcp                 host the dhcp lease daemon too, on
+                         /run/cni/dhcp.sock (what `dhcp daemon` serves:
+                         Go's net/rpc, so Go's dhcp plugin works with it)
+  --dhcp-socket PATH     the same on PATH
+  --dhcp-statedir DIR    where it keeps leases (default /var/lib/cni/dhcp)
   -h, --help             this help
 
 endpoints: POST /cni, GET /status, GET /metrics
@@ -89,6 +94,9 @@ pub struct Options {
     pub max_request: usize,
     /// The socket came from systemd (LISTEN_FDS): not ours to remove.
     pub activated: bool,
+    /// The hosted servers turned on (`--NAME`, `--NAME-socket PATH`): name,
+    /// socket, state directory (`--NAME-statedir DIR`, "" for its default).
+    pub hosted: Vec<(&'static str, PathBuf, String)>,
 }
 
 impl Options {
@@ -97,7 +105,7 @@ impl Options {
     }
 }
 
-fn parse_args(args: &[OsString]) -> Result<Option<Options>, String> {
+fn parse_args(args: &[OsString], hosted: &[Hosted]) -> Result<Option<Options>, String> {
     let mut o = Options {
         socket: PathBuf::from(DEFAULT_SOCKET),
         socket_group: None,
@@ -106,6 +114,7 @@ fn parse_args(args: &[OsString]) -> Result<Option<Options>, String> {
         max_connections: 64,
         max_request: 8 << 20,
         activated: false,
+        hosted: Vec::new(),
     };
     let mut it = args.iter().map(|a| a.to_string_lossy().into_owned());
     while let Some(a) = it.next() {
@@ -147,22 +156,45 @@ fn parse_args(args: &[OsString]) -> Result<Option<Options>, String> {
                 o.max_connections = number("--max-connections", value("--max-connections")?)?
             }
             "--max-request" => o.max_request = number("--max-request", value("--max-request")?)?,
-            _ => return Err(format!("unknown argument {a:?}")),
+            f => {
+                let Some(h) = hosted.iter().find(|h| {
+                    f.strip_prefix("--")
+                        .and_then(|r| r.strip_prefix(h.name))
+                        .is_some_and(|r| ["", "-socket", "-statedir"].contains(&r))
+                }) else {
+                    return Err(format!("unknown argument {a:?}"));
+                };
+                let i = match o.hosted.iter().position(|(n, _, _)| *n == h.name) {
+                    Some(i) => i,
+                    None => {
+                        o.hosted
+                            .push((h.name, PathBuf::from(h.socket), String::new()));
+                        o.hosted.len() - 1
+                    }
+                };
+                if f.ends_with("-socket") {
+                    o.hosted[i].1 = PathBuf::from(value(f)?);
+                } else if f.ends_with("-statedir") {
+                    o.hosted[i].2 = value(f)?;
+                }
+            }
         }
     }
     Ok(Some(o))
 }
 
-/// Another server living in this process on its own socket (the dhcp lease
-/// daemon, when it lands: `serve` is its library entry point and the path
-/// is the one the dhcp plugin dials). Started after the CNI socket is
-/// bound, on its own thread; stopped by process exit after the CNI side
-/// has drained.
-#[allow(dead_code)] // the hook for the dhcp daemon; nothing is hosted yet
+/// Another server living in this process on its own socket and protocol:
+/// the dhcp lease daemon, on the socket the dhcp plugin dials (Go's net/rpc,
+/// so a Go dhcp plugin keeps working). Bound after the CNI socket, served
+/// on its own thread; it ends with the process, after the CNI side has
+/// drained. A socket another process serves is left alone (a warning).
 pub struct Hosted {
     pub name: &'static str,
-    pub socket: PathBuf,
-    pub serve: fn(UnixListener),
+    /// Its socket for `--NAME` (`--NAME-socket PATH` names another).
+    pub socket: &'static str,
+    /// Serve on `listener`, given `--hostprefix` and `--NAME-statedir`
+    /// ("" when not set).
+    pub serve: fn(UnixListener, &str, &str),
 }
 
 /// What every connection thread shares.
@@ -239,8 +271,13 @@ impl Shared {
     }
 }
 
-pub fn main(args: &[OsString], lookup: InProcessLookup, applets: Vec<&'static str>) -> i32 {
-    let mut opts = match parse_args(args) {
+pub fn main(
+    args: &[OsString],
+    lookup: InProcessLookup,
+    applets: Vec<&'static str>,
+    hosted: &[Hosted],
+) -> i32 {
+    let mut opts = match parse_args(args, hosted) {
         Ok(Some(o)) => o,
         Ok(None) => {
             print!("{USAGE}");
@@ -289,6 +326,7 @@ pub fn main(args: &[OsString], lookup: InProcessLookup, applets: Vec<&'static st
             return 1;
         }
     }
+    let hosted_sockets = start_hosted(&opts, hosted);
     let listener = Arc::new(listener);
     let shared = Arc::new(Shared {
         opts,
@@ -321,6 +359,9 @@ pub fn main(args: &[OsString], lookup: InProcessLookup, applets: Vec<&'static st
     let threads = accept_loop(&shared, &listener);
     // New callers get "not reachable" (code 11 at the shim) from now on.
     remove_socket(&shared.opts.socket, our_socket);
+    for (path, ours) in &hosted_sockets {
+        remove_socket(path, Some(*ours));
+    }
     drain(&shared, threads);
     if let Some(pidfile) = &shared.opts.pidfile {
         let _ = std::fs::remove_file(pidfile);
@@ -441,4 +482,33 @@ mod tests {
             assert!(parse_args(&args(bad)).is_err(), "{bad:?}");
         }
     }
+}
+
+/// Bind and serve each hosted server (see [`Hosted`]) on a thread of its
+/// own, with the CNI socket's modes. Returns the sockets made, to remove
+/// at shutdown.
+fn start_hosted(opts: &Options, hosted: &[Hosted]) -> Vec<(PathBuf, (u64, u64))> {
+    let mut made = Vec::new();
+    for (name, path, state) in &opts.hosted {
+        let Some(h) = hosted.iter().find(|h| h.name == *name) else {
+            continue;
+        };
+        let sock_opts = Options {
+            socket: path.clone(),
+            ..opts.clone()
+        };
+        match bind(&sock_opts) {
+            Ok(l) => {
+                if let Ok(m) = std::fs::symlink_metadata(path) {
+                    made.push((path.clone(), (m.dev(), m.ino())));
+                }
+                let (serve, state) = (h.serve, state.clone());
+                let prefix = opts.hostprefix.clone().unwrap_or_default();
+                std::thread::spawn(move || serve(l, &prefix, &state));
+                eprintln!("cnibox daemon: {name} on {}", path.display());
+            }
+            Err(e) => eprintln!("cnibox daemon: not serving {name}: {e}"),
+        }
+    }
+    made
 }
