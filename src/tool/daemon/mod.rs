@@ -443,12 +443,72 @@ fn drain(shared: &Shared, threads: Vec<std::thread::JoinHandle<()>>) {
     }
 }
 
+/// Bind and serve each hosted server (see [`Hosted`]) on a thread of its
+/// own, with the CNI socket's modes. Returns the sockets made, to remove
+/// at shutdown.
+fn start_hosted(opts: &Options, hosted: &[Hosted]) -> Vec<(PathBuf, (u64, u64))> {
+    let mut made = Vec::new();
+    for (name, path, state) in &opts.hosted {
+        let Some(h) = hosted.iter().find(|h| h.name == *name) else {
+            continue;
+        };
+        let sock_opts = Options {
+            socket: path.clone(),
+            ..opts.clone()
+        };
+        match bind(&sock_opts) {
+            Ok(l) => {
+                if let Ok(m) = std::fs::symlink_metadata(path) {
+                    made.push((path.clone(), (m.dev(), m.ino())));
+                }
+                let (serve, state) = (h.serve, state.clone());
+                let prefix = opts.hostprefix.clone().unwrap_or_default();
+                std::thread::spawn(move || serve(l, &prefix, &state));
+                eprintln!("cnibox daemon: {name} on {}", path.display());
+            }
+            Err(e) => eprintln!("cnibox daemon: not serving {name}: {e}"),
+        }
+    }
+    made
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn args(a: &[&str]) -> Vec<OsString> {
         a.iter().map(OsString::from).collect()
+    }
+
+    fn serve_nothing(_: UnixListener, _: &str, _: &str) {}
+
+    const HOSTED: &[Hosted] = &[Hosted {
+        name: "dhcp",
+        socket: "/run/cni/dhcp.sock",
+        serve: serve_nothing,
+    }];
+
+    fn parse_args(a: &[OsString]) -> Result<Option<Options>, String> {
+        super::parse_args(a, HOSTED)
+    }
+
+    #[test]
+    fn hosted_servers_are_off_unless_asked_for() {
+        assert!(parse_args(&args(&[])).unwrap().unwrap().hosted.is_empty());
+        let o = parse_args(&args(&["--dhcp"])).unwrap().unwrap();
+        assert_eq!(
+            o.hosted,
+            vec![("dhcp", PathBuf::from("/run/cni/dhcp.sock"), String::new())]
+        );
+        let o = parse_args(&args(&["--dhcp-statedir", "/s", "--dhcp-socket=/x.sock"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            o.hosted,
+            vec![("dhcp", PathBuf::from("/x.sock"), "/s".to_string())]
+        );
+        assert!(parse_args(&args(&["--dhcpx"])).is_err());
+        assert!(parse_args(&args(&["--ovs"])).is_err());
     }
 
     #[test]
@@ -482,33 +542,4 @@ mod tests {
             assert!(parse_args(&args(bad)).is_err(), "{bad:?}");
         }
     }
-}
-
-/// Bind and serve each hosted server (see [`Hosted`]) on a thread of its
-/// own, with the CNI socket's modes. Returns the sockets made, to remove
-/// at shutdown.
-fn start_hosted(opts: &Options, hosted: &[Hosted]) -> Vec<(PathBuf, (u64, u64))> {
-    let mut made = Vec::new();
-    for (name, path, state) in &opts.hosted {
-        let Some(h) = hosted.iter().find(|h| h.name == *name) else {
-            continue;
-        };
-        let sock_opts = Options {
-            socket: path.clone(),
-            ..opts.clone()
-        };
-        match bind(&sock_opts) {
-            Ok(l) => {
-                if let Ok(m) = std::fs::symlink_metadata(path) {
-                    made.push((path.clone(), (m.dev(), m.ino())));
-                }
-                let (serve, state) = (h.serve, state.clone());
-                let prefix = opts.hostprefix.clone().unwrap_or_default();
-                std::thread::spawn(move || serve(l, &prefix, &state));
-                eprintln!("cnibox daemon: {name} on {}", path.display());
-            }
-            Err(e) => eprintln!("cnibox daemon: not serving {name}: {e}"),
-        }
-    }
-    made
 }
