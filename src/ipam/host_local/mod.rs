@@ -13,15 +13,14 @@
 
 mod alloc;
 mod config;
-mod dns;
 mod index;
-mod range;
 mod store;
 
 use crate::cni::error::code;
 use crate::cni::result::{CniResult, IpConfig};
 use crate::cni::types::{parse_ip, valid_attachments};
 use crate::cni::{version, CniError, Plugin, Request};
+use crate::steps::ipranges::dns;
 use index::{Index, Item};
 use ipnet::IpNet;
 use std::collections::HashSet;
