@@ -5,10 +5,12 @@
 //! 1. `main` + `applets`: dispatch only.
 //! 2. `plugins`, `ipam`, `tool`: one module per plugin or command.
 //! 3. `steps`: the shared steps plugins are made of.
-//! 4. `cni` (protocol) and `netlink` (kernel), which never import each other.
+//! 4. `cni` (protocol), `netlink` (kernel) and protocol peers (`etcd`), which
+//!    never import each other.
 
 mod applets;
 mod cni;
+mod etcd;
 mod ipam;
 mod netlink;
 mod plugins;
