@@ -514,6 +514,38 @@ fn requested_ips_owner_checked_release_and_exhaustion() {
     gc["cni.dev/valid-attachments"] = json!([]);
     call("GC", "", &gc).ok();
     assert_eq!(c.dump(&format!("{PREFIX}/{net}/")).len(), 3);
+
+    // `cnibox ipam ls --etcd` shows who holds what, from which node.
+    let out = Command::new(common::cnibox())
+        .args(["ipam", "ls", "--etcd", &c.urls.join(","), net])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        ["NETWORK", "IP", "CONTAINER", "IFNAME", "NODE", "SINCE"]
+    );
+    let got: Vec<&[&str]> = rows[1..].iter().map(|r| &r[..5]).collect();
+    assert_eq!(
+        got,
+        [
+            &["req", "10.78.0.2", "c", "eth0", "n1"][..],
+            &["req", "10.78.0.3", "d", "eth0", "n1"],
+            &["req", "10.78.0.4", "b", "eth0", "n1"],
+        ]
+    );
+    let out = Command::new(common::cnibox())
+        .args(["ipam", "ls", "--json", "--etcd", &c.urls[0]])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 3);
+    assert_eq!(v[0]["node"], "n1");
 }
 
 #[test]
