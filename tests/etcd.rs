@@ -60,6 +60,8 @@ struct Cluster {
     pub urls: Vec<String>,
     /// Server TLS (the cluster requires client certificates when set).
     tls: Option<Certs>,
+    /// `user:password` for etcdctl once auth is enabled.
+    user: Option<String>,
 }
 
 impl Cluster {
@@ -138,6 +140,7 @@ impl Cluster {
             procs: (0..n).map(|_| None).collect(),
             urls,
             tls: client,
+            user: None,
         };
         for i in 0..n {
             c.spawn(i);
@@ -185,6 +188,9 @@ impl Cluster {
             cmd.arg(format!("--cacert={}", t.ca.display()))
                 .arg(format!("--cert={}", t.cert.display()))
                 .arg(format!("--key={}", t.key.display()));
+        }
+        if let Some(u) = &self.user {
+            cmd.arg(format!("--user={u}"));
         }
         cmd.args(args).output().unwrap()
     }
@@ -724,5 +730,38 @@ fn tls_with_client_certificates_right_cert_works_wrong_cert_fails_clearly() {
     );
     assert_eq!(c.dump(&format!("{PREFIX}/{net}/")).len(), 1);
     call("DEL", "good", &ok).ok();
+    assert!(c.dump(&format!("{PREFIX}/{net}/")).is_empty());
+}
+
+#[test]
+fn username_and_password_auth() {
+    if !tools() {
+        return;
+    }
+    let mut c = Cluster::start(1);
+    let urls = c.urls.clone();
+    for args in [&["user", "add", "root:s3cret"][..], &["auth", "enable"]] {
+        let out = c.etcdctl(&urls, args);
+        assert!(out.status.success(), "{out:?}");
+    }
+    c.user = Some("root:s3cret".into());
+    let net = "auth";
+    let good = conf(
+        net,
+        &urls,
+        "n1",
+        json!({"username": "root", "password": "s3cret"}),
+    );
+    addr_of(call("ADD", "a", &good).ok());
+    assert_eq!(c.dump(&format!("{PREFIX}/{net}/")).len(), 1);
+    for extra in [json!({"username": "root", "password": "wrong"}), json!({})] {
+        let t = Instant::now();
+        let r = call("ADD", "b", &conf(net, &urls, "n1", extra));
+        assert_eq!(r.err_code(), 999, "{}", r.stdout);
+        let msg = r.json()["msg"].as_str().unwrap().to_string();
+        assert!(msg.contains("etcd refused the request"), "{msg}");
+        assert!(t.elapsed() < Duration::from_secs(2));
+    }
+    call("DEL", "a", &good).ok();
     assert!(c.dump(&format!("{PREFIX}/{net}/")).is_empty());
 }
