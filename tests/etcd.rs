@@ -88,6 +88,13 @@ fn parallel<T: Send + Sync + Clone, R: Send>(
 
 const PREFIX: &str = "/cni/ipam";
 
+/// The reservations (`<prefix>/<net>/<ip>` keys) in etcd.
+fn reserved(c: &Cluster, net: &str) -> BTreeMap<String, Value> {
+    let mut all = c.dump(&format!("{PREFIX}/{net}/"));
+    all.retain(|k, _| !k.contains("/_owners/"));
+    all
+}
+
 #[test]
 fn two_nodes_hundreds_of_parallel_adds_on_one_24_no_duplicates_then_dels_empty_the_prefix() {
     if !tools() {
@@ -112,7 +119,7 @@ fn two_nodes_hundreds_of_parallel_adds_on_one_24_no_duplicates_then_dels_empty_t
         by_id.insert(id.clone(), (a, nodes[*n]));
     }
     // Every address is accounted for in etcd, by the right owner and node.
-    let dump = c.dump(&format!("{PREFIX}/{net}/"));
+    let dump = reserved(&c, net);
     assert_eq!(dump.len(), 240);
     for (id, (a, node)) in &by_id {
         let ip = a.split('/').next().unwrap();
@@ -135,7 +142,7 @@ fn two_nodes_hundreds_of_parallel_adds_on_one_24_no_duplicates_then_dels_empty_t
     call("STATUS", "", &conf(net, &c.urls, "node-a", json!({}))).ok();
     // A DEL of an unknown attachment frees nothing.
     call("DEL", "nobody", &conf(net, &c.urls, "node-a", json!({}))).ok();
-    assert_eq!(c.dump(&format!("{PREFIX}/{net}/")).len(), 240);
+    assert_eq!(reserved(&c, net).len(), 240);
 
     let ids: Vec<(usize, String)> = jobs.clone();
     for r in parallel(16, &ids, |(n, id)| {
@@ -181,7 +188,7 @@ fn a_member_killed_during_adds_the_others_keep_serving_no_duplicate_no_lost_key(
         assert!(seen.insert(ip.clone()), "duplicate {ip}");
         mine.insert(format!("{PREFIX}/{net}/{ip}"), id.clone());
     }
-    let dump = c.dump(&format!("{PREFIX}/{net}/"));
+    let dump = reserved(&c, net);
     let held: BTreeMap<String, String> = dump
         .iter()
         .map(|(k, v)| (k.clone(), v["containerID"].as_str().unwrap().to_string()))
@@ -207,7 +214,7 @@ fn whole_cluster_down_coded_errors_within_the_timeout_then_gc_leaves_nothing() {
         .config(&n1(5))
         .run();
     assert_ne!(r.status, 0);
-    assert_eq!(c.dump(&format!("{PREFIX}/{net}/")).len(), 4);
+    assert_eq!(reserved(&c, net).len(), 4);
 
     for i in 0..3 {
         c.kill(i);
@@ -243,8 +250,9 @@ fn whole_cluster_down_coded_errors_within_the_timeout_then_gc_leaves_nothing() {
     let mut gc = n1(5);
     gc["cni.dev/valid-attachments"] = json!([{"containerID": "c2", "ifname": "eth0"}]);
     call("GC", "", &gc).ok();
-    let owners: Vec<String> = c
-        .dump(&format!("{PREFIX}/{net}/"))
+    // GC removed the owner index keys with the addresses.
+    assert_eq!(c.dump(&format!("{PREFIX}/{net}/")).len(), 4);
+    let owners: Vec<String> = reserved(&c, net)
         .values()
         .map(|v| v["containerID"].as_str().unwrap().to_string())
         .collect();
@@ -297,14 +305,14 @@ fn requested_ips_owner_checked_release_and_exhaustion() {
     // DEL frees only what the attachment holds; then the address is free.
     call("DEL", "a", &cf).ok();
     call("DEL", "a", &cf).ok();
-    assert_eq!(c.dump(&format!("{PREFIX}/{net}/")).len(), 2);
+    assert_eq!(reserved(&c, net).len(), 2);
     call("STATUS", "", &cf).ok();
     assert_eq!(addr_of(call("ADD", "d", &cf).ok()), "10.78.0.3/29");
     // A GC of node n2 never touches n1's keys.
     let mut gc = conf(net, &c.urls, "n2", small);
     gc["cni.dev/valid-attachments"] = json!([]);
     call("GC", "", &gc).ok();
-    assert_eq!(c.dump(&format!("{PREFIX}/{net}/")).len(), 3);
+    assert_eq!(reserved(&c, net).len(), 3);
 
     // `cnibox ipam ls --etcd` shows who holds what, from which node.
     let out = Command::new(common::cnibox())
@@ -479,7 +487,7 @@ fn tls_with_client_certificates_right_cert_works_wrong_cert_fails_clearly() {
     let ok = conf(net, &c.urls, "n1", tls("ca.pem", "client"));
     let a = addr_of(call("ADD", "good", &ok).ok());
     assert!(a.starts_with("10.77.0."), "{a}");
-    assert_eq!(c.dump(&format!("{PREFIX}/{net}/")).len(), 1);
+    assert_eq!(reserved(&c, net).len(), 1);
 
     // A certificate from another CA: refused by the server, said clearly,
     // and quickly (no retrying until the timeout).
@@ -513,9 +521,9 @@ fn tls_with_client_certificates_right_cert_works_wrong_cert_fails_clearly() {
         msg.contains("TLS with etcd failed") && msg.contains("UnknownIssuer"),
         "{msg}"
     );
-    assert_eq!(c.dump(&format!("{PREFIX}/{net}/")).len(), 1);
+    assert_eq!(reserved(&c, net).len(), 1);
     call("DEL", "good", &ok).ok();
-    assert!(c.dump(&format!("{PREFIX}/{net}/")).is_empty());
+    assert!(reserved(&c, net).is_empty());
 }
 
 #[test]
@@ -538,7 +546,7 @@ fn username_and_password_auth() {
         json!({"username": "root", "password": "s3cret"}),
     );
     addr_of(call("ADD", "a", &good).ok());
-    assert_eq!(c.dump(&format!("{PREFIX}/{net}/")).len(), 1);
+    assert_eq!(reserved(&c, net).len(), 1);
     for extra in [json!({"username": "root", "password": "wrong"}), json!({})] {
         let t = Instant::now();
         let r = call("ADD", "b", &conf(net, &urls, "n1", extra));
@@ -548,5 +556,5 @@ fn username_and_password_auth() {
         assert!(t.elapsed() < Duration::from_secs(2));
     }
     call("DEL", "a", &good).ok();
-    assert!(c.dump(&format!("{PREFIX}/{net}/")).is_empty());
+    assert!(reserved(&c, net).is_empty());
 }

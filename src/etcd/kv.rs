@@ -115,15 +115,53 @@ impl Client {
         kvs(&reply)
     }
 
-    /// Put `key = value` only if `key` does not exist (one txn: compare
-    /// `create_revision == 0`); otherwise read it in the same txn.
-    pub fn create(&mut self, key: &[u8], value: &[u8]) -> Result<Created, Error> {
+    /// Several reads in one read-only txn (linearizable, no raft write):
+    /// for each `(key, prefix)`, the key alone or every key under it.
+    /// `keys_only` leaves values out.
+    pub fn read_many(
+        &mut self,
+        reads: &[(&[u8], bool)],
+        keys_only: bool,
+    ) -> Result<Vec<Vec<Kv>>, Error> {
+        let ops: Vec<Value> = reads
+            .iter()
+            .map(|(k, prefix)| {
+                let mut r = json!({"key": b64(k), "keys_only": keys_only});
+                if *prefix {
+                    r["range_end"] = json!(b64(&prefix_end(k)));
+                }
+                json!({"request_range": r})
+            })
+            .collect();
+        let reply = self.call("/v3/kv/txn", &json!({"success": ops}))?;
+        let responses = reply.get("responses").and_then(Value::as_array);
+        (0..reads.len())
+            .map(|i| match responses.and_then(|r| r.get(i)) {
+                Some(r) => r.get("response_range").map_or(Ok(Vec::new()), kvs),
+                None => Err(Error::Protocol("read txn without its ranges".into())),
+            })
+            .collect()
+    }
+
+    /// Put `key = value` (and `also`) only if `key` does not exist (one
+    /// txn: compare `create_revision == 0`); otherwise read it in the same
+    /// txn.
+    pub fn create(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        also: &[(&[u8], &[u8])],
+    ) -> Result<Created, Error> {
         let k = b64(key);
+        let mut puts = vec![json!({"request_put": {"key": k, "value": b64(value)}})];
+        for (ak, av) in also {
+            puts.push(json!({"request_put": {"key": b64(ak), "value": b64(av)}}));
+        }
         let reply = self.call(
             "/v3/kv/txn",
             &json!({
                 "compare": [{"target": "CREATE", "result": "EQUAL", "key": k, "create_revision": "0"}],
-                "success": [{"request_put": {"key": k, "value": b64(value)}}],
+                "success": puts,
                 "failure": [{"request_range": {"key": k}}],
             }),
         )?;
@@ -136,15 +174,30 @@ impl Client {
         Ok(Created::Exists(kvs(range)?.into_iter().next()))
     }
 
-    /// Delete `key` only if it holds exactly `value`; `false` when it holds
-    /// something else or is gone.
-    pub fn delete_if_value(&mut self, key: &[u8], value: &[u8]) -> Result<bool, Error> {
+    /// Delete `key`, whatever it holds.
+    pub fn delete(&mut self, key: &[u8]) -> Result<(), Error> {
+        self.call("/v3/kv/deleterange", &json!({"key": b64(key)}))?;
+        Ok(())
+    }
+
+    /// Delete `key` (and `also`) only if `key` holds exactly `value`;
+    /// `false` when it holds something else or is gone.
+    pub fn delete_if_value(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        also: &[&[u8]],
+    ) -> Result<bool, Error> {
         let k = b64(key);
+        let mut dels = vec![json!({"request_delete_range": {"key": k}})];
+        for ak in also {
+            dels.push(json!({"request_delete_range": {"key": b64(ak)}}));
+        }
         let reply = self.call(
             "/v3/kv/txn",
             &json!({
                 "compare": [{"target": "VALUE", "result": "EQUAL", "key": k, "value": b64(value)}],
-                "success": [{"request_delete_range": {"key": k}}],
+                "success": dels,
             }),
         )?;
         Ok(reply.get("succeeded").and_then(Value::as_bool) == Some(true))

@@ -240,7 +240,11 @@ impl Cluster {
         let lines: Vec<&str> = text.lines().collect();
         lines
             .chunks(2)
-            .map(|kv| (kv[0].to_string(), serde_json::from_str(kv[1]).unwrap()))
+            .map(|kv| {
+                let v = kv.get(1).copied().unwrap_or_default();
+                let v = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+                (kv[0].to_string(), v)
+            })
             .collect()
     }
 }

@@ -17,6 +17,9 @@ pub struct Conn {
     pub client: etcd::Config,
     /// `<prefix>/<network>/`: every key of the pool starts with it.
     pub base: String,
+    /// `<prefix>/_hints/<network>/<node>/`: where this node keeps where it
+    /// reserved last.
+    pub hints: String,
     /// This node's name (GC only ever removes its own keys).
     pub node: String,
 }
@@ -116,6 +119,7 @@ pub fn conn(req: &Request) -> Result<Conn, CniError> {
             timeout: Duration::from_secs_f64(timeout),
         },
         base: format!("{prefix}/{name}/"),
+        hints: format!("{prefix}/_hints/{name}/{node}/"),
         node,
     })
 }

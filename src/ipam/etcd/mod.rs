@@ -10,6 +10,14 @@
 //!          "ranges": [[{"subnet": "10.10.0.0/16"}]]}
 //! ```
 //!
+//! Keys: `<prefix>/<network>/<ip>` = `{containerID, ifname, node, since}`
+//! (the reservation), `<prefix>/<network>/_owners/<id>/<ifname>/<ip>` (an
+//! owner index, written and removed in the same txn, so ADD, DEL and CHECK
+//! never read the whole pool), and `<prefix>/_hints/<network>/<node>/<set>`
+//! (where this node reserved last). ADD reads the attachment's index and
+//! the hints, then candidates 16 at a time, then one create txn; STATUS and
+//! GC read the whole pool.
+//!
 //! A crash between reserving and answering leaves at most a key that GC
 //! removes (GC only ever removes this node's keys). An unreachable cluster
 //! is error 11 (try again later) within `timeout`.
@@ -46,8 +54,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
         dns::read(&ranges.resolv_conf)?
     };
     let mut pool = Pool::open(&conn)?;
-    let entries = pool.list()?;
-    let taken: HashSet<IpAddr> = entries.iter().map(|e| e.ip).collect();
+    let start = pool.start(&req.container_id, &req.ifname)?;
     let owner = Owner {
         container_id: req.container_id.clone(),
         ifname: req.ifname.clone(),
@@ -67,7 +74,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
                 Some(r) if r.gateway == ip => Err(CniError::internal(format!(
                     "requested ip {ip} is subnet's gateway"
                 ))),
-                _ => match pool.reserve(ip, &value) {
+                _ => match pool.reserve(ip, &owner, &value, None) {
                     Ok(true) => Ok(ip),
                     Ok(false) => Err(CniError::internal(format!(
                         "requested IP address {ip} is not available in range set {set}"
@@ -77,15 +84,14 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
             },
             None => {
                 // One address per attachment and set, as host-local.
-                let dup = entries
-                    .iter()
-                    .find(|e| set.contains(e.ip) && e.held_by(&req.container_id, &req.ifname));
+                let dup = start.held.iter().find(|ip| set.contains(**ip));
+                let hint = start.hints.iter().find(|h| h.0 == i).map(|h| h.1);
                 match dup {
-                    Some(e) => Err(CniError::internal(format!(
-                        "{} has been allocated to {}, duplicate allocation is not allowed",
-                        e.ip, req.container_id
+                    Some(ip) => Err(CniError::internal(format!(
+                        "{ip} has been allocated to {}, duplicate allocation is not allowed",
+                        req.container_id
                     ))),
-                    None => match pool.allocate(set, &taken, &conn.node, &value) {
+                    None => match pool.allocate(set, i, hint, &owner, &value) {
                         Ok(Some(ip)) => Ok(ip),
                         Ok(None) => Err(CniError::internal(format!(
                             "no IP addresses available in range set: {set}"
@@ -114,7 +120,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
         // Give back exactly what this call reserved (a failure here leaves
         // a key of this node that GC removes).
         for (ip, _) in &got {
-            let _ = pool.release_ip(*ip, &value);
+            let _ = pool.release_ip(*ip, &owner, &value);
         }
         return Err(e);
     }
@@ -146,11 +152,9 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
 fn del(req: &Request) -> Result<(), CniError> {
     let conn = config::conn(req)?;
     let mut pool = Pool::open(&conn)?;
-    for e in pool.list()? {
-        if e.held_by(&req.container_id, &req.ifname) {
-            // false: someone changed it since we read it; not ours now.
-            pool.release(&e)?;
-        }
+    for e in pool.held(&req.container_id, &req.ifname)? {
+        // false: someone changed it since we read it; not ours now.
+        pool.release(&e)?;
     }
     Ok(())
 }
@@ -162,9 +166,8 @@ fn check(req: &Request) -> Result<(), CniError> {
     let ranges = ipranges::load(req)?;
     let mut pool = Pool::open(&conn)?;
     let held: Vec<IpAddr> = pool
-        .list()?
+        .held(&req.container_id, &req.ifname)?
         .into_iter()
-        .filter(|e| e.held_by(&req.container_id, &req.ifname))
         .map(|e| e.ip)
         .collect();
     if held.is_empty() {

@@ -11,7 +11,6 @@ use crate::cni::CniError;
 use crate::etcd::{self, Created};
 use crate::steps::ipranges::range::{to_int, RangeSet};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 
@@ -32,7 +31,6 @@ pub struct Owner {
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub ip: IpAddr,
-    pub key: Vec<u8>,
     /// The exact bytes, for the release txn's compare.
     pub value: Vec<u8>,
     /// `None` when the value is not ours to read (not JSON): never released.
@@ -96,7 +94,19 @@ pub fn now_rfc3339() -> String {
 
 pub struct Pool {
     client: etcd::Client,
+    /// `<prefix>/<network>/`.
     base: String,
+    /// `<prefix>/_hints/<network>/<node>/`: per range set, the address
+    /// this node reserved last (outside `base`: not a reservation).
+    hints: String,
+}
+
+/// What one attachment holds and where this node goes on.
+pub struct Start {
+    /// Addresses the owner index says the attachment holds.
+    pub held: Vec<IpAddr>,
+    /// Per range set index, this node's last reserved address.
+    pub hints: Vec<(usize, IpAddr)>,
 }
 
 impl Pool {
@@ -105,6 +115,7 @@ impl Pool {
         Ok(Pool {
             client,
             base: conn.base.clone(),
+            hints: conn.hints.clone(),
         })
     }
 
@@ -112,8 +123,74 @@ impl Pool {
         format!("{}{ip}", self.base).into_bytes()
     }
 
+    /// The owner index: `<base>_owners/<containerID>/<ifname>/<ip>`, made
+    /// and removed in the same txn as the address's key, so DEL and CHECK
+    /// need not read the whole pool.
+    fn owners(&self, id: &str, ifname: &str) -> String {
+        format!("{}_owners/{id}/{ifname}/", self.base)
+    }
+
+    fn owner_key(&self, o: &Owner, ip: IpAddr) -> Vec<u8> {
+        format!("{}{ip}", self.owners(&o.container_id, &o.ifname)).into_bytes()
+    }
+
+    /// One read: what the attachment holds, and this node's hints.
+    pub fn start(&mut self, id: &str, ifname: &str) -> Result<Start, CniError> {
+        let owners = self.owners(id, ifname);
+        let reads = [(owners.as_bytes(), true), (self.hints.as_bytes(), true)];
+        let mut got = self.client.read_many(&reads, false).map_err(etcd_error)?;
+        let hint_kvs = got.pop().unwrap_or_default();
+        let owner_kvs = got.pop().unwrap_or_default();
+        let suffix = |k: &[u8], base: &str| {
+            std::str::from_utf8(&k[base.len()..])
+                .ok()
+                .map(str::to_string)
+        };
+        let held = owner_kvs
+            .iter()
+            .filter_map(|kv| parse_ip(&suffix(&kv.key, &owners)?))
+            .collect();
+        let hints = hint_kvs
+            .iter()
+            .filter_map(|kv| {
+                let i = suffix(&kv.key, &self.hints)?.parse().ok()?;
+                Some((i, parse_ip(std::str::from_utf8(&kv.value).ok()?)?))
+            })
+            .collect();
+        Ok(Start { held, hints })
+    }
+
+    /// The addresses `(id, ifname)` holds, as their keys say (the owner
+    /// index checked against the source of truth; stale index entries are
+    /// removed).
+    pub fn held(&mut self, id: &str, ifname: &str) -> Result<Vec<Entry>, CniError> {
+        let listed = self.start(id, ifname)?.held;
+        if listed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<Vec<u8>> = listed.iter().map(|ip| self.key(*ip)).collect();
+        let reads: Vec<(&[u8], bool)> = keys.iter().map(|k| (k.as_slice(), false)).collect();
+        let found = self.client.read_many(&reads, false).map_err(etcd_error)?;
+        let mut out = Vec::new();
+        for (ip, kvs) in listed.into_iter().zip(found) {
+            let entry = kvs.into_iter().next().map(|kv| Entry {
+                ip,
+                owner: serde_json::from_slice(&kv.value).ok(),
+                value: kv.value,
+            });
+            match entry {
+                Some(e) if e.held_by(id, ifname) => out.push(e),
+                _ => {
+                    let stale = format!("{}{ip}", self.owners(id, ifname));
+                    self.client.delete(stale.as_bytes()).map_err(etcd_error)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Every reserved address of the pool (keys that are not an address
-    /// are skipped).
+    /// are skipped). Reads the whole pool: STATUS and GC only.
     pub fn list(&mut self) -> Result<Vec<Entry>, CniError> {
         let kvs = self
             .client
@@ -127,7 +204,6 @@ impl Pool {
                 let owner = serde_json::from_slice(&kv.value).ok();
                 Some(Entry {
                     ip,
-                    key: kv.key,
                     value: kv.value,
                     owner,
                 })
@@ -135,55 +211,99 @@ impl Pool {
             .collect())
     }
 
-    /// Reserve `ip` with `value`: true if it is ours now (also when a retry
-    /// finds the value an earlier attempt of this call wrote).
-    pub fn reserve(&mut self, ip: IpAddr, value: &[u8]) -> Result<bool, CniError> {
+    /// Reserve `ip` for `owner` (its JSON is `value`), with its owner index
+    /// key and, for an allocation from range set `hint`, this node's hint:
+    /// true if it is ours now (also when a retry finds the value an earlier
+    /// attempt of this call wrote).
+    pub fn reserve(
+        &mut self,
+        ip: IpAddr,
+        owner: &Owner,
+        value: &[u8],
+        hint: Option<usize>,
+    ) -> Result<bool, CniError> {
         let key = self.key(ip);
-        match self.client.create(&key, value).map_err(etcd_error)? {
+        let okey = self.owner_key(owner, ip);
+        let ip_s = ip.to_string();
+        let hkey = hint.map(|i| format!("{}{i}", self.hints));
+        let mut also: Vec<(&[u8], &[u8])> = vec![(&okey, b"")];
+        if let Some(h) = &hkey {
+            also.push((h.as_bytes(), ip_s.as_bytes()));
+        }
+        match self.client.create(&key, value, &also).map_err(etcd_error)? {
             Created::Done => Ok(true),
             Created::Exists(Some(kv)) => Ok(kv.value == value),
             Created::Exists(None) => Ok(false),
         }
     }
 
-    /// Release `ip` if it still holds `value`.
-    pub fn release_ip(&mut self, ip: IpAddr, value: &[u8]) -> Result<bool, CniError> {
+    /// Release `ip` (and its owner index key) if it still holds `value`.
+    pub fn release_ip(
+        &mut self,
+        ip: IpAddr,
+        owner: &Owner,
+        value: &[u8],
+    ) -> Result<bool, CniError> {
         let key = self.key(ip);
-        self.client.delete_if_value(&key, value).map_err(etcd_error)
-    }
-
-    pub fn release(&mut self, e: &Entry) -> Result<bool, CniError> {
+        let okey = self.owner_key(owner, ip);
         self.client
-            .delete_if_value(&e.key, &e.value)
+            .delete_if_value(&key, value, &[&okey])
             .map_err(etcd_error)
     }
 
-    /// Reserve one free address of `set` with `value`. Candidates are in
-    /// the reference's order from a start that depends on `node` (so nodes
-    /// work in different parts of the pool), the first few shuffled (so
-    /// concurrent calls on one node do not all race for the same one).
+    /// Release an entry read from the pool (never one whose value is not
+    /// an owner we can read).
+    pub fn release(&mut self, e: &Entry) -> Result<bool, CniError> {
+        match &e.owner {
+            Some(o) => self.release_ip(e.ip, o, &e.value),
+            None => Ok(false),
+        }
+    }
+
+    /// Reserve one free address of `set` (index `set_idx`). Candidates are
+    /// in the reference's order from this node's hint (else a start that
+    /// depends on `node`, so nodes work in different parts of the pool),
+    /// checked 16 at a time with one read; the first window's free ones
+    /// are rotated at random so concurrent calls on one node do not all
+    /// race for the same address.
     pub fn allocate(
         &mut self,
         set: &RangeSet,
-        taken: &HashSet<IpAddr>,
-        node: &str,
+        set_idx: usize,
+        hint: Option<IpAddr>,
+        owner: &Owner,
         value: &[u8],
     ) -> Result<Option<IpAddr>, CniError> {
-        let mut free = set
-            .iter_from(node_start(set, node))
-            .map(|(ip, _)| ip)
-            .filter(|ip| !taken.contains(ip));
-        let mut head: Vec<IpAddr> = free.by_ref().take(16).collect();
-        if !head.is_empty() {
-            let r = (random() % head.len() as u64) as usize;
-            head.rotate_left(r);
-        }
-        for ip in head.into_iter().chain(free) {
-            if self.reserve(ip, value)? {
-                return Ok(Some(ip));
+        let start = hint
+            .filter(|h| set.contains(*h))
+            .or_else(|| node_start(set, &owner.node));
+        let mut it = set.iter_from(start).map(|(ip, _)| ip);
+        let mut first = true;
+        loop {
+            let window: Vec<IpAddr> = it.by_ref().take(16).collect();
+            if window.is_empty() {
+                return Ok(None);
+            }
+            let keys: Vec<Vec<u8>> = window.iter().map(|ip| self.key(*ip)).collect();
+            let reads: Vec<(&[u8], bool)> = keys.iter().map(|k| (k.as_slice(), false)).collect();
+            let found = self.client.read_many(&reads, true).map_err(etcd_error)?;
+            let mut free: Vec<IpAddr> = window
+                .iter()
+                .zip(found)
+                .filter(|(_, kvs)| kvs.is_empty())
+                .map(|(ip, _)| *ip)
+                .collect();
+            if first && !free.is_empty() {
+                let r = (random() % free.len().min(8) as u64) as usize;
+                free.rotate_left(r);
+            }
+            first = false;
+            for ip in free {
+                if self.reserve(ip, owner, value, Some(set_idx))? {
+                    return Ok(Some(ip));
+                }
             }
         }
-        Ok(None)
     }
 }
 
@@ -217,6 +337,7 @@ fn node_start(set: &RangeSet, node: &str) -> Option<IpAddr> {
 mod tests {
     use super::*;
     use crate::steps::ipranges::range::RawRange;
+    use std::collections::HashSet;
 
     #[test]
     fn rfc3339_shape() {
