@@ -150,10 +150,13 @@ enum Attempt {
     Fatal(Error),
 }
 
-/// A client; each public call gets the whole `timeout` again.
+/// A client for one operation: every call it makes, retries included,
+/// ends by one deadline (`timeout` after it was made), so an operation of
+/// several calls is bounded by `timeout` too.
 pub struct Client {
     endpoints: Vec<Endpoint>,
     timeout: Duration,
+    deadline: Instant,
     auth: Option<(String, String)>,
     token: Option<String>,
     #[cfg(feature = "tls")]
@@ -230,6 +233,7 @@ impl Client {
             current: start % endpoints.len(),
             endpoints,
             timeout: cfg.timeout,
+            deadline: Instant::now() + cfg.timeout,
             auth: cfg.auth.clone(),
             token: None,
             #[cfg(feature = "tls")]
@@ -241,7 +245,7 @@ impl Client {
     /// POST `body` to `path` (`/v3/kv/range`...) and return the JSON reply,
     /// failing over across endpoints until the deadline.
     pub fn call(&mut self, path: &str, body: &Value) -> Result<Value, Error> {
-        let deadline = Instant::now() + self.timeout;
+        let deadline = self.deadline;
         let body = serde_json::to_vec(body).map_err(|e| Error::Protocol(e.to_string()))?;
         let mut tries = 0usize;
         let mut last = String::from("none tried");
