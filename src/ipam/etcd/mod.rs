@@ -63,12 +63,10 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
     };
     let value = serde_json::to_vec(&owner).map_err(|e| CniError::internal(e.to_string()))?;
 
-    let mut requested = ranges.requested.clone();
+    let (wanted, left_over) = ranges.requested_by_set();
     let mut got: Vec<(IpAddr, &ipranges::range::Range)> = Vec::new();
     let mut failure = None;
-    for (i, set) in ranges.sets.iter().enumerate() {
-        let wanted = requested.iter().position(|ip| set.contains(*ip));
-        let wanted = wanted.map(|p| requested.remove(p));
+    for (i, (set, wanted)) in ranges.sets.iter().zip(wanted).enumerate() {
         let res = match wanted {
             Some(ip) => match set.range_for(ip) {
                 Some(r) if r.gateway == ip => Err(CniError::internal(format!(
@@ -109,12 +107,8 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
             }
         }
     }
-    if failure.is_none() && !requested.is_empty() {
-        let left: Vec<String> = requested.iter().map(|ip| ip.to_string()).collect();
-        failure = Some(CniError::internal(format!(
-            "failed to allocate all requested IPs: {}",
-            left.join(" ")
-        )));
+    if failure.is_none() {
+        failure = left_over;
     }
     if let Some(e) = failure {
         // Give back exactly what this call reserved (a failure here leaves

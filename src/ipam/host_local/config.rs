@@ -2,11 +2,9 @@
 //! plus where the store is (`dataDir` and the network name).
 
 use crate::cni::json::GoValue;
-use crate::cni::result::Route;
 use crate::cni::{CniError, Request};
-use crate::steps::ipranges::{self, range::RangeSet};
+use crate::steps::ipranges::{self, Ranges};
 use serde::Deserialize;
-use std::net::IpAddr;
 use std::path::PathBuf;
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
@@ -19,13 +17,8 @@ pub struct Config {
     /// The network name: the store's subdirectory.
     pub name: String,
     pub data_dir: PathBuf,
-    pub resolv_conf: String,
-    pub routes: Vec<Route>,
-    /// runtimeConfig.ipRanges, then the legacy single range, then `ranges`.
-    pub sets: Vec<RangeSet>,
-    /// CNI_ARGS `IP`, then `args.cni.ips`, then `runtimeConfig.ips`, each
-    /// address once.
-    pub requested: Vec<IpAddr>,
+    /// Ranges, routes, resolvConf and requested IPs.
+    pub ranges: Ranges,
 }
 
 #[derive(Deserialize, Default)]
@@ -57,10 +50,7 @@ pub fn load(req: &Request) -> Result<Config, CniError> {
     Ok(Config {
         name: name.to_string(),
         data_dir,
-        resolv_conf: ranges.resolv_conf,
-        routes: ranges.routes,
-        sets: ranges.sets,
-        requested: ranges.requested,
+        ranges,
     })
 }
 

@@ -27,6 +27,32 @@ pub struct Ranges {
     pub requested: Vec<IpAddr>,
 }
 
+impl Ranges {
+    /// The requested IP each range set must hand out (the first requested
+    /// IP it contains), and, if a set contains more than one, the error
+    /// naming those left over (the reference's message), to report once
+    /// every set is allocated.
+    pub fn requested_by_set(&self) -> (Vec<Option<IpAddr>>, Option<CniError>) {
+        let mut left = self.requested.clone();
+        let per_set = self
+            .sets
+            .iter()
+            .map(|set| {
+                let p = left.iter().position(|ip| set.contains(*ip));
+                p.map(|p| left.remove(p))
+            })
+            .collect();
+        let err = (!left.is_empty()).then(|| {
+            let left: Vec<String> = left.iter().map(|ip| ip.to_string()).collect();
+            CniError::internal(format!(
+                "failed to allocate all requested IPs: {}",
+                left.join(" ")
+            ))
+        });
+        (per_set, err)
+    }
+}
+
 // ---- the document -----------------------------------------------------------
 
 #[derive(Deserialize, Default)]
@@ -404,6 +430,23 @@ mod tests {
                 .starts_with("runtimeConfig.ips[1]: failed to allocate all requested IPs: fd00::5"),
             "{}",
             e.msg
+        );
+    }
+
+    #[test]
+    fn requested_ips_by_set_and_the_left_over() {
+        let c = load_str(
+            r#"{"cniVersion":"1.0.0","name":"n","runtimeConfig":{"ips":["10.1.2.5","fd00::5","10.1.2.6"]},
+            "ipam":{"ranges":[[{"subnet":"10.1.2.0/24"}],[{"subnet":"fd00::/64"}],[{"subnet":"10.9.0.0/24"}]]}}"#,
+            "",
+        )
+        .unwrap();
+        let (per_set, err) = c.requested_by_set();
+        let per_set: Vec<String> = per_set.iter().map(|ip| format!("{ip:?}")).collect();
+        assert_eq!(per_set, ["Some(10.1.2.5)", "Some(fd00::5)", "None"]);
+        assert_eq!(
+            err.unwrap().msg,
+            "failed to allocate all requested IPs: 10.1.2.6"
         );
     }
 
