@@ -308,6 +308,14 @@ fn requested_ips_owner_checked_release_and_exhaustion() {
     assert_eq!(reserved(&c, net).len(), 2);
     call("STATUS", "", &cf).ok();
     assert_eq!(addr_of(call("ADD", "d", &cf).ok()), "10.78.0.3/29");
+    // DEL needs only the connection part: a config whose ranges no
+    // longer validate still releases (and CHECK then finds nothing).
+    let mut broken = cf.clone();
+    broken["ipam"]["ranges"] = json!("junk");
+    call("DEL", "d", &broken).ok();
+    assert_eq!(reserved(&c, net).len(), 2);
+    assert_eq!(call("CHECK", "d", &cf).err_code(), 999);
+    assert_eq!(addr_of(call("ADD", "d", &cf).ok()), "10.78.0.3/29");
     // A GC of node n2 never touches n1's keys.
     let mut gc = conf(net, &c.urls, "n2", small);
     gc["cni.dev/valid-attachments"] = json!([]);
