@@ -12,6 +12,12 @@ build() {
 }
 
 target=x86_64-unknown-linux-musl
+# ring (rustls's crypto, feature `tls`) compiles a little C: without a musl
+# cross compiler, the host gcc does (ring's C needs no libc headers).
+if [ -z "${CC_x86_64_unknown_linux_musl:-}" ]; then
+    CC_x86_64_unknown_linux_musl=$(command -v x86_64-linux-musl-gcc || command -v musl-gcc || echo gcc)
+    export CC_x86_64_unknown_linux_musl
+fi
 if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
     rustup ${QUIET:+--quiet} target add "$target" >&2 || true
 fi

@@ -6,13 +6,14 @@
 //! 2. `plugins`, `ipam`, `tool`: one module per plugin or command.
 //! 3. `steps`: the shared steps plugins are made of.
 //! 4. `cni` (protocol), `netlink` (kernel) and the protocol peers `dhcp`
-//!    (DHCPv4 client), `gorpc` (Go net/rpc + gob), `ovsdb` (OVSDB JSON-RPC)
-//!    and `http` (the daemon's wire), which never import
-//!    each other.
+//!    (DHCPv4 client), `gorpc` (Go net/rpc + gob), `ovsdb` (OVSDB JSON-RPC),
+//!    `http` (the daemon's wire) and `etcd` (v3 JSON gateway), which never
+//!    import each other.
 
 mod applets;
 mod cni;
 mod dhcp;
+mod etcd;
 mod gorpc;
 mod http;
 mod ipam;

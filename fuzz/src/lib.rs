@@ -10,6 +10,8 @@
 
 #[path = "../../src/cni/mod.rs"]
 pub mod cni;
+#[path = "../../src/etcd/mod.rs"]
+pub mod etcd;
 #[path = "../../src/ipam/mod.rs"]
 pub mod ipam;
 #[path = "../../src/netlink/mod.rs"]

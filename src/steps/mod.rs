@@ -11,6 +11,7 @@ pub mod goregexp;
 pub mod hostport;
 pub mod iface;
 pub mod ipam;
+pub mod ipranges;
 pub mod l2result;
 pub mod linkattrs;
 pub mod masq;

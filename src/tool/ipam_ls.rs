@@ -13,10 +13,14 @@ use std::path::Path;
 
 const USAGE: &str = "\
 usage: cnibox ipam ls [--json] [--data-dir DIR] [<network>]
+       cnibox ipam ls [--json] --etcd URL[,URL...] [--prefix P]
+                      [--ca-file F --cert-file F --key-file F] [<network>]
 
 List host-local's IP reservations and who holds them (container ID and
 interface), per network, from its store (default /var/lib/cni/networks).
 Also shows the last reserved IP of each range set. --json for scripts.
+With --etcd, the `etcd` IPAM's pools in that cluster (default prefix
+/cni/ipam), with the node that reserved each address and since when.
 ";
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
@@ -198,10 +202,39 @@ pub fn main(args: &[OsString]) -> i32 {
     let mut as_json = false;
     let mut data_dir = DEFAULT_DATA_DIR.to_string();
     let mut network = None;
+    let mut etcd = super::ipam_ls_etcd::Opts::default();
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
+        let mut value = |flag: &str| match it.next() {
+            Some(v) => Ok(v),
+            None => {
+                eprint!("cnibox ipam: {flag} needs a value\n\n{USAGE}");
+                Err(2)
+            }
+        };
+        let path = |v: String| Some(std::path::PathBuf::from(v));
         match a.as_str() {
             "--json" => as_json = true,
+            "--etcd" => match value("--etcd") {
+                Ok(v) => etcd.endpoints = v.split(',').map(str::to_string).collect(),
+                Err(c) => return c,
+            },
+            "--prefix" => match value("--prefix") {
+                Ok(v) => etcd.prefix = v,
+                Err(c) => return c,
+            },
+            "--ca-file" => match value("--ca-file") {
+                Ok(v) => etcd.ca_file = path(v),
+                Err(c) => return c,
+            },
+            "--cert-file" => match value("--cert-file") {
+                Ok(v) => etcd.cert_file = path(v),
+                Err(c) => return c,
+            },
+            "--key-file" => match value("--key-file") {
+                Ok(v) => etcd.key_file = path(v),
+                Err(c) => return c,
+            },
             "--data-dir" => match it.next() {
                 Some(d) => data_dir = d,
                 None => {
@@ -216,6 +249,9 @@ pub fn main(args: &[OsString]) -> i32 {
                 return 2;
             }
         }
+    }
+    if !etcd.endpoints.is_empty() {
+        return super::ipam_ls_etcd::run(&etcd, network.as_deref(), as_json);
     }
     let dir = Path::new(&data_dir);
     match list(dir, network.as_deref()) {

@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod gojson;
 pub mod inspect;
 pub mod ipam_ls;
+pub mod ipam_ls_etcd;
 pub mod ls;
 pub mod runtime;
 

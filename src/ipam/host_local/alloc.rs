@@ -2,9 +2,9 @@
 //! a requested address, or the next free one in round-robin order.
 
 use super::index::Index;
-use super::range::{Range, RangeSet};
 use super::store::{owner_key, Reserve, Store};
 use crate::cni::CniError;
+use crate::steps::ipranges::range::{Range, RangeSet};
 use std::net::IpAddr;
 
 /// An address reserved by [`get`].
@@ -120,7 +120,7 @@ fn record(
 mod tests {
     //! The reference allocator's cases, on a real store in a temp dir.
     use super::*;
-    use crate::ipam::host_local::range::RawRange;
+    use crate::steps::ipranges::range::RawRange;
     use std::path::PathBuf;
 
     struct Fixture {

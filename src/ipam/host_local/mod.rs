@@ -13,15 +13,14 @@
 
 mod alloc;
 mod config;
-mod dns;
 mod index;
-mod range;
 mod store;
 
 use crate::cni::error::code;
 use crate::cni::result::{CniResult, IpConfig};
 use crate::cni::types::{parse_ip, valid_attachments};
 use crate::cni::{version, CniError, Plugin, Request};
+use crate::steps::ipranges::dns;
 use index::{Index, Item};
 use ipnet::IpNet;
 use std::collections::HashSet;
@@ -69,21 +68,19 @@ fn commit(index: &mut Index, store: &Store) {
 
 fn add(req: &Request) -> Result<CniResult, CniError> {
     let conf = config::load(req)?;
-    let dns = if conf.resolv_conf.is_empty() {
+    let dns = if conf.ranges.resolv_conf.is_empty() {
         Default::default()
     } else {
-        dns::read(&conf.resolv_conf)?
+        dns::read(&conf.ranges.resolv_conf)?
     };
     let store = open_store(&conf.data_dir, &conf.name, true)?
         .ok_or_else(|| CniError::io("the store could not be created"))?;
     let mut index = load_index(&store)?;
 
-    let mut requested = conf.requested.clone();
+    let (wanted, left_over) = conf.ranges.requested_by_set();
     let mut ips: Vec<IpConfig> = Vec::new();
     let mut failure = None;
-    for (i, set) in conf.sets.iter().enumerate() {
-        let wanted = requested.iter().position(|ip| set.contains(*ip));
-        let wanted = wanted.map(|p| requested.remove(p));
+    for (i, (set, wanted)) in conf.ranges.sets.iter().zip(wanted).enumerate() {
         match alloc::get(
             &store,
             &mut index,
@@ -105,12 +102,8 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
             }
         }
     }
-    if failure.is_none() && !requested.is_empty() {
-        let left: Vec<String> = requested.iter().map(|ip| ip.to_string()).collect();
-        failure = Some(CniError::internal(format!(
-            "failed to allocate all requested IPs: {}",
-            left.join(" ")
-        )));
+    if failure.is_none() {
+        failure = left_over;
     }
     if let Some(e) = failure {
         // Release exactly what this call reserved (the reference releases
@@ -129,7 +122,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
     Ok(CniResult {
         cni_version: req.version.clone(),
         ips,
-        routes: conf.routes,
+        routes: conf.ranges.routes,
         dns,
         ..Default::default()
     })
@@ -207,7 +200,7 @@ fn check(req: &Request) -> Result<(), CniError> {
     let key = owner_key(&req.container_id, &req.ifname);
     for ipc in &prev.ips {
         let ip = ipc.address.addr().to_canonical();
-        if !conf.sets.iter().any(|s| s.contains(ip)) {
+        if !conf.ranges.sets.iter().any(|s| s.contains(ip)) {
             continue;
         }
         let owner = store.read_owner(&ip.to_string())?;
@@ -271,7 +264,7 @@ fn exhausted_sets(conf: &config::Config, items: &[Item]) -> Result<(), String> {
         .filter(|it| !it.owner.is_empty())
         .filter_map(|it| parse_ip(&it.name))
         .collect();
-    for (i, set) in conf.sets.iter().enumerate() {
+    for (i, set) in conf.ranges.sets.iter().enumerate() {
         let used = taken.iter().filter(|ip| set.allocatable(**ip)).count() as u128;
         if used >= set.capacity() {
             return Err(format!(
