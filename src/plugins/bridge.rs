@@ -49,7 +49,9 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
     // IPAM before the first change to the node (the reference runs it after
     // making the bridge and the veth): a bad IPAM config then changes
     // nothing, and the addresses are released again if a later step fails.
-    let mut alloc = if s.ipam.is_empty() {
+    // Except dhcp, whose daemon needs the container's link to ask on.
+    let ipam_needs_link = s.ipam == "dhcp";
+    let mut alloc = if s.ipam.is_empty() || ipam_needs_link {
         None
     } else {
         let a = ipam::Allocation::new(req, &s.ipam)?;
@@ -89,6 +91,9 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
         s.conf.port_isolation,
         &s.vlans,
     )?;
+    if ipam_needs_link {
+        alloc = Some(ipam::Allocation::new(req, &s.ipam)?);
+    }
 
     let mut result = CniResult {
         cni_version: req.version.clone(),
@@ -351,6 +356,12 @@ fn del(req: &Request) -> Result<(), CniError> {
     if let (true, Some(nl)) = (s.conf.macspoofchk, nft.as_ref()) {
         errors.extend(spoofchk::teardown_with(nl, &req.container_id, &req.ifname).err());
     }
+    // dhcp releases its lease from the container's link, so before the
+    // link goes (the reference deletes the link first and its RELEASE fails).
+    let ipam_needs_link = s.ipam == "dhcp";
+    if ipam_needs_link {
+        errors.extend(ipam::del(req, &s.ipam).err());
+    }
     let link = veth::delete(&req.netns, &req.ifname);
     drop(nft);
     fault::point("bridge:del-after-link")?;
@@ -362,7 +373,7 @@ fn del(req: &Request) -> Result<(), CniError> {
         return CniError::combine(errors);
     }
     // IPAM after the link, as the reference.
-    if !s.ipam.is_empty() {
+    if !s.ipam.is_empty() && !ipam_needs_link {
         errors.extend(ipam::del(req, &s.ipam).err());
     }
     fault::point("bridge:del-after-ipam")?;
