@@ -13,7 +13,7 @@ echo "guest: Linux $(uname -r), $(nproc) CPU"
 # iptables-legacy loads x_tables by running the kernel's modprobe helper,
 # which lives outside this chroot: load them here (a distribution has them
 # loaded or loadable; the firewall plugin's legacy path needs them).
-for m in ip_tables ip6_tables iptable_filter ip6table_filter; do
+for m in ip_tables ip6_tables iptable_filter ip6table_filter openvswitch; do
     modprobe -d "$KDIR" "$m" 2>/dev/null || echo "guest: modprobe $m failed"
 done
 status=0
@@ -23,8 +23,9 @@ for t in $TESTS; do
     exe=${t#*=}
     echo "guest: ==> $name"
     t0=$(date +%s)
+    eval "filter=\${FILTER_$name:-\$FILTER}"
     # shellcheck disable=SC2086
-    "$exe" --test-threads="$THREADS" $FILTER 2>&1 | tee "$lane/$name.out"
+    "$exe" --test-threads="$THREADS" $filter 2>&1 | tee "$lane/$name.out"
     rc=${PIPESTATUS[0]}
     echo "guest: $name: $(($(date +%s) - t0)) s"
     n=$(sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed.*/\1/p' "$lane/$name.out" | head -n1)

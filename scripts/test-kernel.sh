@@ -73,8 +73,9 @@ tests=$(grep '"reason":"compiler-artifact"' "$lane/build.json" |
 # nor bad_input (hostile configs, refused before any kernel change; the
 # slowest suite under TCG), nor faults (hundreds of kill-and-clean-up
 # trials: half an hour under TCG, and no kernel feature this VM lacks) nor
-# podman (needs cgroups and a container runtime, not a kernel feature):
-# LANE_EXCLUDE= runs every binary.
+# podman (needs cgroups and a container runtime, not a kernel feature), nor
+# the suites of servers that use no kernel feature this VM lacks (daemon,
+# dhcp, doctor, etcd): LANE_EXCLUDE= runs every binary.
 if [ -n "${LANE_TESTS:-}" ]; then
     picked=""
     for want in $LANE_TESTS; do
@@ -84,7 +85,7 @@ if [ -n "${LANE_TESTS:-}" ]; then
     done
     tests=$picked
 else
-    for ex in ${LANE_EXCLUDE-applets bad_input faults host_local host_local_interop podman static_ipam tool_libcni}; do
+    for ex in ${LANE_EXCLUDE-applets bad_input daemon dhcp doctor etcd faults host_local host_local_interop podman static_ipam tool_libcni}; do
         tests=$(printf '%s\n' $tests | grep -v "^$ex=" || true)
     done
 fi
@@ -118,6 +119,9 @@ fi
     echo "TESTS='$(echo $tests)'"
     echo "THREADS='${LANE_THREADS:-2}'"
     echo "FILTER='${LANE_FILTER:-}'"
+    # Per binary: only the tests of that suite that need this kernel (ovs:
+    # the system datapath; its other tests run on the host's netdev one).
+    echo "FILTER_ovs='${LANE_FILTER_ovs-system_datapath}'"
     echo "CI='${CI:-}'"
 } > "$share/plan.env"
 
