@@ -26,8 +26,11 @@ use std::time::{Duration, Instant};
 pub struct Config {
     /// `http://host:port` or `https://host:port` URLs.
     pub endpoints: Vec<String>,
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub ca_file: Option<PathBuf>,
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub cert_file: Option<PathBuf>,
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub key_file: Option<PathBuf>,
     /// Username and password (etcd auth).
     pub auth: Option<(String, String)>,
@@ -43,6 +46,7 @@ pub enum Error {
     /// An endpoint answered with an error (HTTP status, etcd's message).
     Rejected { status: u16, msg: String },
     /// A TLS failure: certificate refused or not trusted.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     Tls(String),
     /// The configuration cannot work (bad URL, unreadable file; `field`
     /// names the config key).
@@ -74,6 +78,7 @@ struct Endpoint {
     tls: bool,
     /// `host:port` for the Host header; `host` alone for TLS's name.
     authority: String,
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     host: String,
 }
 
