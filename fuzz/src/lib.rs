@@ -10,12 +10,20 @@
 
 #[path = "../../src/cni/mod.rs"]
 pub mod cni;
+#[path = "../../src/dhcp/mod.rs"]
+pub mod dhcp;
 #[path = "../../src/etcd/mod.rs"]
 pub mod etcd;
+#[path = "../../src/gorpc/mod.rs"]
+pub mod gorpc;
+#[path = "../../src/http/mod.rs"]
+pub mod http;
 #[path = "../../src/ipam/mod.rs"]
 pub mod ipam;
 #[path = "../../src/netlink/mod.rs"]
 pub mod netlink;
+#[path = "../../src/ovsdb/mod.rs"]
+pub mod ovsdb;
 #[path = "../../src/plugins/mod.rs"]
 pub mod plugins;
 #[path = "../../src/steps/mod.rs"]

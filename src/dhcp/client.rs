@@ -209,7 +209,9 @@ impl Client {
             if Instant::now() >= deadline {
                 return Err(Error::Timeout(what));
             }
-            delay = (delay * 2).min(self.params.resend_max.max(Duration::from_secs(1)));
+            delay = delay
+                .saturating_mul(2)
+                .min(self.params.resend_max.max(Duration::from_secs(1)));
         }
     }
 

@@ -151,7 +151,7 @@ fn read_chunked<R: BufRead>(r: &mut R) -> io::Result<Vec<u8>> {
             while !read_line(r)?.is_empty() {}
             return Ok(body);
         }
-        if body.len() + n > MAX_BODY {
+        if n > MAX_BODY.saturating_sub(body.len()) {
             return Err(bad("response body is too large"));
         }
         let start = body.len();

@@ -167,7 +167,7 @@ fn read_chunked(r: &mut dyn BufRead, limit: usize) -> Result<Vec<u8>, Error> {
             read_headers(r)?;
             return Ok(body);
         }
-        if body.len() + size > limit {
+        if size > limit.saturating_sub(body.len()) {
             return Err(bad(413, format!("chunked body is over {limit} bytes")));
         }
         let start = body.len();

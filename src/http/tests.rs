@@ -35,6 +35,14 @@ fn bounds_and_bad_input_are_errors_not_allocations() {
         Err(Error::Bad(s, _)) => s,
         other => panic!("{other:?}"),
     };
+    // A chunk size near usize::MAX after a first chunk: 413, not an
+    // overflowed bound and a panicking slice (review finding).
+    assert_eq!(
+        status(
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\nffffffffffffffff\r\n"
+        ),
+        413
+    );
     assert_eq!(
         status(b"POST / HTTP/1.1\r\nContent-Length: 65\r\n\r\n"),
         413

@@ -120,6 +120,11 @@ impl Drop for Netlink {
 fn hand_off_last_close(sock: std::os::fd::RawFd) {
     use nix::libc;
     use nix::unistd::{fork, ForkResult};
+    // As PID 1 (a containerised `cnibox daemon`) nobody would reap the
+    // orphaned grandchild: close here and wait instead.
+    if std::process::id() == 1 {
+        return;
+    }
     let mut p = [-1; 2];
     // SAFETY: `p` is a valid array of two c_ints for pipe2 to fill.
     if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -144,7 +149,9 @@ fn hand_off_last_close(sock: std::os::fd::RawFd) {
             }
             libc::syscall(libc::SYS_close_range, hi + 1, u32::MAX, 0u32);
             let mut b = 0u8;
-            while libc::read(r, (&mut b as *mut u8).cast(), 1) < 0 {}
+            while libc::read(r, (&mut b as *mut u8).cast(), 1) < 0
+                && *libc::__errno_location() == libc::EINTR
+            {}
             libc::close(sock);
             libc::_exit(0);
         },

@@ -124,6 +124,11 @@ impl LeaseDaemon {
             match listener.accept() {
                 Ok((conn, _)) => {
                     conn.set_nonblocking(false)?;
+                    // A silent client must not pin a thread forever: the
+                    // plugin writes its request at once and an Allocate is
+                    // answered within the exchange bounds.
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(60)));
+                    let _ = conn.set_write_timeout(Some(Duration::from_secs(10)));
                     let d = self.clone();
                     std::thread::spawn(move || d.serve_stream(conn));
                 }

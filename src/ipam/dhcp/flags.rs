@@ -58,7 +58,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         total += value * scale;
         rest = &rest[u..];
     }
-    Some(Duration::from_secs_f64(total))
+    Duration::try_from_secs_f64(total).ok()
 }
 
 pub fn parse(args: &[OsString]) -> Result<DaemonConfig, String> {
@@ -188,7 +188,11 @@ pub fn run(cfg: DaemonConfig) -> Result<(), String> {
             .map_err(|e| format!("Error writing pidfile {:?}: {e}", cfg.pidfile))?;
     }
     let socket = format!("{}{}", cfg.host_prefix, cfg.socket_path);
-    let listener = match activation_listener()? {
+    let activated = activation_listener()?;
+    // A socket systemd passed is systemd's to remove (RemoveOnStop), not
+    // ours: removing it would break activation after we stop.
+    let ours = activated.is_none();
+    let listener = match activated {
         Some(l) => l,
         None => listen(&socket)?,
     };
@@ -200,7 +204,9 @@ pub fn run(cfg: DaemonConfig) -> Result<(), String> {
         d.shutdown();
     });
     let served = daemon.serve(listener);
-    let _ = std::fs::remove_file(&socket);
+    if ours {
+        let _ = std::fs::remove_file(&socket);
+    }
     if !pidfile.is_empty() {
         let _ = std::fs::remove_file(&pidfile);
     }

@@ -28,7 +28,12 @@ pub fn record(lease_dir: &str, args: &CmdArgs) -> io::Result<()> {
     let id = client_id(&args.container_id, &net, &args.ifname);
     let d = dir(lease_dir);
     std::fs::create_dir_all(&d)?;
-    statefile::write(&format!("{d}/{}", file_name(&id)), id.as_bytes())
+    // Written whole, then renamed: a crash never leaves an empty record
+    // (a release lost).
+    let path = format!("{d}/{}", file_name(&id));
+    let tmp = format!("{path}.tmp");
+    statefile::write(&tmp, id.as_bytes())?;
+    std::fs::rename(&tmp, &path)
 }
 
 /// The client ids waiting for a release, and their files.
@@ -40,6 +45,9 @@ pub fn list(lease_dir: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for e in rd.flatten() {
         let path = e.path().to_string_lossy().into_owned();
+        if path.ends_with(".tmp") {
+            continue;
+        }
         if let Ok(Some(b)) = statefile::read(&path) {
             out.push((String::from_utf8_lossy(&b).into_owned(), path));
         }

@@ -142,7 +142,7 @@ impl Pool {
         let hint_kvs = got.pop().unwrap_or_default();
         let owner_kvs = got.pop().unwrap_or_default();
         let suffix = |k: &[u8], base: &str| {
-            std::str::from_utf8(&k[base.len()..])
+            std::str::from_utf8(k.get(base.len()..)?)
                 .ok()
                 .map(str::to_string)
         };
@@ -199,7 +199,7 @@ impl Pool {
         Ok(kvs
             .into_iter()
             .filter_map(|kv| {
-                let name = std::str::from_utf8(&kv.key[self.base.len()..]).ok()?;
+                let name = std::str::from_utf8(kv.key.get(self.base.len()..)?).ok()?;
                 let ip = parse_ip(name)?;
                 let owner = serde_json::from_slice(&kv.value).ok();
                 Some(Entry {

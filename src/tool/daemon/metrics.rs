@@ -45,6 +45,14 @@ pub fn result_label(exit_code: i32) -> &'static str {
 
 impl Metrics {
     pub fn cni(&self, applet: &str, command: &str, result: &'static str, took: Duration) {
+        // Labels from a closed set: a caller's made-up CNI_COMMAND must not
+        // grow the maps (or /metrics) without bound.
+        const COMMANDS: &[&str] = &["ADD", "DEL", "CHECK", "STATUS", "GC", "VERSION"];
+        let command = if COMMANDS.contains(&command) {
+            command
+        } else {
+            "invalid"
+        };
         let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         *c.requests
             .entry((applet.to_string(), command.to_string(), result))
