@@ -17,7 +17,7 @@ build:
 # Ends with the tests that skipped and why (also when a test failed).
 test: lint build
 	rm -rf target/tmp/skips
-	cargo test --all-targets -- --test-threads=4; rc=$$?; ./scripts/skip-summary.sh; exit $$rc
+	cargo test --all-targets --no-fail-fast -- --test-threads=4; rc=$$?; ./scripts/skip-summary.sh; exit $$rc
 	./scripts/smoke.sh $(BIN)
 
 # The kernel integration tests again on Debian's stock kernel in qemu: the

@@ -7,6 +7,7 @@
 pub mod addr;
 pub mod attr;
 pub mod bridge;
+mod close;
 pub mod consts;
 pub mod ctnetlink;
 pub mod link;

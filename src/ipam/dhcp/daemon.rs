@@ -278,10 +278,15 @@ impl LeaseDaemon {
             for h in due {
                 let outcome = lease::maintain(&h, self.cfg.timeout);
                 let mut l = self.leases.lock().unwrap_or_else(|p| p.into_inner());
-                // Released meanwhile: drop the outcome.
+                // Released meanwhile, or released and taken again (a DEL
+                // then an ADD during the renewal): drop the outcome, never
+                // overwrite the newer lease with the renewed old one.
                 let Some(cur) = l.get_mut(&h.client_id) else {
                     continue;
                 };
+                if cur.acquired != h.acquired || cur.lease.address != h.lease.address {
+                    continue;
+                }
                 match outcome {
                     Ok(Some(n)) => {
                         *cur = n;

@@ -23,8 +23,11 @@ pub const KEY: &str = "cniboxDaemon";
 
 /// How long to wait for the daemon to accept the connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long to wait for an answer (an ADD may wait for DAD or a lease).
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(240);
+/// How long to wait for an answer (an ADD may wait for DAD or a lease):
+/// longer than any bound inside the daemon (the dhcp plugin waits up to
+/// 300 s for its lease daemon), so the shim never reports code 11 for a
+/// call the daemon then completes.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(330);
 
 /// Forward the call when its config names a daemon; otherwise run `local`
 /// on the same stdin bytes (so a direct run is unchanged).
