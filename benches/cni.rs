@@ -167,7 +167,7 @@ fn case_chain(
     // (nftables over netlink). The version is the same for both sides.
     let _ = side;
     let port = 20000 + (idx % 40) * 1000 + ctr % 1000;
-    let portmap = serde_json::json!({"type": "portmap", "snat": true,
+    let portmap = serde_json::json!({"type": "portmap", "snat": true, "dataDir": data.join("portmap"),
         "runtimeConfig": {"portMappings": [{"hostPort": port, "containerPort": 80, "protocol": "tcp"}]}});
     let tuning = serde_json::json!({"type": "tuning", "mtu": 1400, "sysctl": {"net.ipv4.conf.IFNAME.arp_notify": "1"}});
     let bridge = |br: &str, subnet: &str| serde_json::json!({"type": "bridge", "bridge": br, "isGateway": true, "ipMasq": true, "hairpinMode": true, "ipam": ipam(subnet)});

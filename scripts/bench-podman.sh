@@ -49,8 +49,8 @@ cat >"$T/net.d/benchpm.conflist" <<CONF
   {"type": "bridge", "bridge": "cbpm0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
    "ipam": {"type": "host-local", "routes": [{"dst": "0.0.0.0/0"}],
             "ranges": [[{"subnet": "10.89.9.0/24", "gateway": "10.89.9.1"}]], "dataDir": "$T/ipam"}},
-  {"type": "portmap", "capabilities": {"portMappings": true}},
-  {"type": "firewall"},
+  {"type": "portmap", "capabilities": {"portMappings": true}, "dataDir": "$T/portmap"},
+  {"type": "firewall", "dataDir": "$T/firewall"},
   {"type": "tuning"}]}
 CONF
 export CONTAINERS_CONF="$T/containers.conf"

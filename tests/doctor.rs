@@ -251,7 +251,9 @@ fn lists_every_leaked_object_and_nothing_alive_then_fix_removes_them() {
                      // 1.1.1 would need the nft binary on its PATH.
                      "macspoofchk": path == &cb.as_str(),
                      "ipam": n.ipam(&subnet)},
-                    {"type": "portmap", "capabilities": {"portMappings": true}}
+                    // Its ownership records in the test's dir, not the node's.
+                    {"type": "portmap", "capabilities": {"portMappings": true},
+                     "dataDir": n.data.path().join("portmap")}
                 ]),
             );
         }
@@ -551,7 +553,8 @@ fn fix_in_a_loop_during_100_add_dels_removes_only_leaks() {
         "drcbr",
         json!([
             {"type": "bridge", "bridge": "drcbr0", "isGateway": true, "ipam": n.ipam(&format!("10.{o}.21.0/24"))},
-            {"type": "portmap", "capabilities": {"portMappings": true}}
+            {"type": "portmap", "capabilities": {"portMappings": true},
+             "dataDir": n.data.path().join("portmap")}
         ]),
     );
     let cap = |port: u32| {
