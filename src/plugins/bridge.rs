@@ -97,26 +97,14 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
 
     let mut result = CniResult {
         cni_version: req.version.clone(),
-        interfaces: vec![
-            Interface {
-                name: bridge.name.clone(),
-                mac: bridge.mac_string(),
-                ..Default::default()
-            },
-            Interface {
-                name: pair.host.name.clone(),
-                mac: pair.host.mac_string(),
-                ..Default::default()
-            },
-            Interface {
-                name: pair.container.name.clone(),
-                mac: pair.container.mac_string(),
-                sandbox: req.netns.clone(),
-                ..Default::default()
-            },
-        ],
+        interfaces: vec![Interface {
+            name: bridge.name.clone(),
+            mac: bridge.mac_string(),
+            ..Default::default()
+        }],
         ..Default::default()
     };
+    result.interfaces.extend(pair.result_interfaces(&req.netns));
 
     fault::point("bridge:after-veth")?;
     if s.conf.macspoofchk {

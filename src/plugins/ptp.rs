@@ -3,7 +3,7 @@
 //! included, goes to the gateway, which lives as a /32 (/128) on the host
 //! end of every ptp veth.
 
-use crate::cni::result::{CniResult, Interface};
+use crate::cni::result::CniResult;
 use crate::cni::types::valid_attachments;
 use crate::cni::{version, CniError, Plugin, Request};
 use crate::netlink::consts::{IFA_F_NODAD, RT_SCOPE_HOST, RT_SCOPE_LINK};
@@ -88,19 +88,7 @@ fn add(req: &Request) -> Result<CniResult, CniError> {
     });
     fault::point("ptp:after-veth")?;
 
-    result.interfaces = vec![
-        Interface {
-            name: pair.host.name.clone(),
-            mac: pair.host.mac_string(),
-            ..Default::default()
-        },
-        Interface {
-            name: pair.container.name.clone(),
-            mac: pair.container.mac_string(),
-            sandbox: req.netns.clone(),
-            ..Default::default()
-        },
-    ];
+    result.interfaces = pair.result_interfaces(&req.netns).into();
     for ip in &mut result.ips {
         ip.interface = Some(1);
     }

@@ -4,6 +4,7 @@
 
 use super::netns::NetNs;
 use super::sysctl;
+use crate::cni::result::Interface;
 use crate::cni::CniError;
 pub use crate::netlink::link::parse_mac;
 use crate::netlink::link::{Link, VethSpec};
@@ -15,6 +16,26 @@ use std::io::Read;
 pub struct VethPair {
     pub host: Link,
     pub container: Link,
+}
+
+impl VethPair {
+    /// The pair as a result lists it: the host end, then the container
+    /// end in `sandbox`.
+    pub fn result_interfaces(&self, sandbox: &str) -> [Interface; 2] {
+        [
+            Interface {
+                name: self.host.name.clone(),
+                mac: self.host.mac_string(),
+                ..Default::default()
+            },
+            Interface {
+                name: self.container.name.clone(),
+                mac: self.container.mac_string(),
+                sandbox: sandbox.to_string(),
+                ..Default::default()
+            },
+        ]
+    }
 }
 
 /// How many random host names to try (Go's `RandomVethName` retries too).

@@ -15,7 +15,7 @@ mod ports;
 mod txn;
 mod vhost;
 
-use crate::cni::result::{CniResult, Interface};
+use crate::cni::result::CniResult;
 use crate::cni::types::valid_attachments;
 use crate::cni::{version, CniError, Plugin, Request};
 use crate::netlink::Netlink;
@@ -106,19 +106,7 @@ fn add_veth(req: &Request, s: &Settings, mut db: Client) -> Result<CniResult, Cn
     fault::point("ovs:after-port")?;
     applied_without_error(&mut db, &iface_uuid)?;
 
-    result.interfaces = vec![
-        Interface {
-            name: pair.host.name.clone(),
-            mac: pair.host.mac_string(),
-            ..Default::default()
-        },
-        Interface {
-            name: pair.container.name.clone(),
-            mac: pair.container.mac_string(),
-            sandbox: req.netns.clone(),
-            ..Default::default()
-        },
-    ];
+    result.interfaces = pair.result_interfaces(&req.netns).into();
     if alloc.is_some() {
         for ip in &mut result.ips {
             ip.interface = Some(1);
