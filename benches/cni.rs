@@ -8,7 +8,8 @@
 //! point), CNIBOX (the binary), REFERENCE (dir, default /usr/lib/cni),
 //! OUT (default bench/results.md).
 
-use nix::sched::{setns, CloneFlags};
+mod common;
+use common::{in_ns, Ns};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -40,50 +41,6 @@ impl Env {
             Side::Cnibox => self.work.join("bin"),
         }
     }
-}
-
-/// A named network namespace, deleted on drop.
-struct Ns(String);
-
-impl Ns {
-    fn new(name: String) -> Ns {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "ip netns add {name}");
-        let _ = Command::new("ip")
-            .args(["-n", &name, "link", "set", "lo", "up"])
-            .status();
-        Ns(name)
-    }
-    fn path(&self) -> String {
-        format!("/run/netns/{}", self.0)
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// Run `f` on a thread that has entered `ns` (children it spawns inherit it).
-fn in_ns<T: Send>(ns: &Ns, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let file = std::fs::File::open(ns.path()).expect("open netns");
-            setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
-            f()
-        })
-        .join()
-        .expect("worker")
-    })
 }
 
 /// One plugin exec, timed from spawn to exit.

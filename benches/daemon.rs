@@ -12,42 +12,13 @@
 //! Env: N (containers, default 100; QUICK=1: 20), CNIBOX (the binary),
 //! OUT (default bench/results-daemon.md).
 
-use nix::sched::{setns, CloneFlags};
+mod common;
+use common::{in_ns, Ns};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Ns(String);
-
-impl Ns {
-    fn new(name: String) -> Ns {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "ip netns add {name}");
-        let _ = Command::new("ip")
-            .args(["-n", &name, "link", "set", "lo", "up"])
-            .status();
-        Ns(name)
-    }
-    fn path(&self) -> String {
-        format!("/run/netns/{}", self.0)
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 struct Daemon(Child);
 
@@ -59,18 +30,6 @@ impl Drop for Daemon {
         );
         let _ = self.0.wait();
     }
-}
-
-fn in_ns<T: Send>(ns: &Ns, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let file = std::fs::File::open(ns.path()).expect("open netns");
-            setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
-            f()
-        })
-        .join()
-        .expect("worker")
-    })
 }
 
 fn exec(plugin: &Path, env: &[(&str, String)], stdin: &[u8]) -> (Duration, bool) {

@@ -10,37 +10,12 @@
 //! 3), CNIBOX (binary, default target/static/cnibox), OUT (default
 //! bench/results-ovs.md).
 
-use nix::sched::{setns, CloneFlags};
+mod common;
+use common::{in_ns, Ns};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Ns(String);
-
-impl Ns {
-    fn new(name: String) -> Ns {
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "ip netns add {name}");
-        let _ = Command::new("ip")
-            .args(["-n", &name, "link", "set", "lo", "up"])
-            .status();
-        Ns(name)
-    }
-    fn path(&self) -> String {
-        format!("/run/netns/{}", self.0)
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 /// ovsdb-server + ovs-vswitchd, killed by PID on drop, temp dir removed.
 struct Ovs {
@@ -123,19 +98,6 @@ fn start_ovs(dir: &Path, node: &Ns) -> Ovs {
         .args(["--timeout=20", "add-br", "br0", "--", "set", "bridge"])
         .args(["br0", "datapath_type=netdev"])));
     ovs
-}
-
-/// Run `f` on a thread inside `ns` (children it spawns inherit it).
-fn in_ns<T: Send>(ns: &Ns, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let file = std::fs::File::open(ns.path()).expect("open netns");
-            setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
-            f()
-        })
-        .join()
-        .expect("worker")
-    })
 }
 
 #[derive(Clone, Copy, PartialEq)]
